@@ -1,0 +1,8 @@
+"""cnnlab: the landmark CNNs of the classic case studies, faithful to their papers."""
+
+from cnnlab.analysis.profile import profile
+from cnnlab.registry import ModelCard, Paper, create_model, list_models, model_card, register_model
+
+__version__ = "0.1.0"
+
+__all__ = ["ModelCard", "Paper", "create_model", "list_models", "model_card", "profile", "register_model"]

@@ -1,0 +1,42 @@
+"""The classifier head: global average pool, optional dropout, linear layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ClassifierHead(nn.Module):
+    """Global average pooling, dropout, then the class layer.
+
+    With ``num_classes=0`` the class layer is an identity and the head returns the
+    pooled features.
+    """
+
+    def __init__(self, num_features: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc: nn.Module = nn.Identity()
+        self.reset(num_classes)
+
+    def reset(self, num_classes: int) -> None:
+        """Replaces the class layer with a fresh one for ``num_classes`` classes."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        if num_classes:
+            nn.init.normal_(self.fc.weight, 0.0, 0.01)
+            nn.init.zeros_(self.fc.bias)
+
+    @property
+    def structure(self) -> str:
+        """The row of a paper-style table, e.g. "global average pool, 1000-d fc"."""
+        width = self.fc.out_features if isinstance(self.fc, nn.Linear) else self.num_features
+        return f"global average pool, {width}-d fc"
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.mean((2, 3))
+        x = self.drop(x)
+        return x if pre_logits else self.fc(x)
