@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from cnnlab.analysis.tables import models_table, summary_table
+from cnnlab.analysis.tables import models_table, paper_profile, summary_table
 
 COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.segment.cli", "cnnlab.train.cli", "cnnlab.data.commands")
 
@@ -23,9 +24,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.profile import profile
-
-    print(summary_table(profile(args.name, args.input_size)))
+    print(summary_table(paper_profile(args.name, args.input_size)))
     return 0
 
 
@@ -37,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard, e.g. 'resnet*'")
     p.set_defaults(func=_models)
 
-    p = sub.add_parser("summary", help="a paper-style table of one model's stages")
+    p = sub.add_parser("summary", help="a paper-style table of one model's stages (as the paper counts: no aux heads)")
     p.add_argument("name")
     p.add_argument("--input-size", type=int, default=None, help="image side; the paper's by default")
     p.set_defaults(func=_summary)
@@ -51,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, TypeError, OSError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cnnlab: error: {message}", file=sys.stderr)

@@ -47,6 +47,8 @@ class ModelCard:
             scale and shift (He et al. 2016b's 10.2M for ResNet-1001 does).
         macs: multiply-adds at ``input_size`` the paper's table gives (the papers
             call them "FLOPs"), or None.
+        macs_tolerance: how far (relative) a faithful build may be from ``macs``;
+            wider only where the paper's own arithmetic is off, explained in ``notes``.
         errors: reported error rates in %, e.g. ``{"top1": 24.7, "top5": 7.8}``.
         source: where in the paper the numbers are (table, section).
         notes: anything a user should know about how this build relates to the paper.
@@ -61,6 +63,7 @@ class ModelCard:
     params: float | None = None
     params_exclude_norm: bool = False
     macs: float | None = None
+    macs_tolerance: float = 0.05
     errors: dict[str, float] = field(default_factory=dict)
     source: str = ""
     notes: str = ""

@@ -37,7 +37,7 @@ def summary_table(prof: Profile) -> str:
     return head + "\n\n" + _grid(["layer", "output size", "structure", "params", "MACs"], rows)
 
 
-def paper_profile(name: str) -> Profile:
+def paper_profile(name: str, input_size: int | None = None) -> Profile:
     """Profiles a model as its paper counts it: without auxiliary classifiers.
 
     The papers' parameter counts and MACs are those of the network used at test
@@ -46,7 +46,7 @@ def paper_profile(name: str) -> Profile:
     with torch.device("meta"):
         model = create_model(name)
     options = {"aux_logits": False} if getattr(model, "aux_weights", ()) else {}
-    return profile(name, **options)
+    return profile(name, input_size, **options)
 
 
 def comparable_params(prof: Profile, card: ModelCard) -> int:

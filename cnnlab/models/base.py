@@ -30,8 +30,8 @@ def check_image_batch(x: torch.Tensor, *, name: str, in_chans: int, min_size: in
 class ImageClassifier(nn.Module):
     """Base of every classifier: a feature extractor followed by ``self.head``.
 
-    Subclasses build ``self.head`` (a :class:`ClassifierHead` by default) and
-    implement :meth:`forward_features`. ``min_input_size`` is set from the model
+    Subclasses register their stages in execution order, then ``self.head`` (a
+    :class:`ClassifierHead` by default). ``min_input_size`` is set from the model
     card when the model is built through the registry.
     """
 
@@ -53,7 +53,16 @@ class ImageClassifier(nn.Module):
         check_image_batch(x, name=type(self).__name__, in_chans=self.in_chans, min_size=self.min_input_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Runs the children in the order they were registered, up to the head.
+
+        Families whose stages are a plain chain (ResNet, VGG, AlexNet, DenseNet)
+        register them in order and need nothing more; others override this.
+        """
+        for name, module in self.named_children():
+            if name == "head":
+                break
+            x = module(x)
+        return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)

@@ -240,14 +240,6 @@ class ResNet(ImageClassifier):
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(m.last_bn.weight)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # Children run in the order they were registered: stem, stages, final_act.
-        for name, module in self.named_children():
-            if name == "head":
-                break
-            x = module(x)
-        return x
-
 
 # --------------------------------------------------------------------------- builders
 

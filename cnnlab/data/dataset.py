@@ -1,0 +1,63 @@
+"""The in-memory image dataset every reader returns, and where data lives."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DEFAULT_ROOT = Path("~/.cache/cnnlab")
+
+
+@dataclass
+class ImageDataset:
+    """A whole split held as tensors, so batches are plain slices on any device.
+
+    Attributes:
+        images: uint8 tensor (N, C, H, W); augmentation converts to float later,
+            on the training device, so the dataset stays 4x smaller than float32.
+        labels: int64 tensor (N,).
+        classes: class names; ``labels`` index into it.
+        name: the dataset name it was loaded under, e.g. ``"cifar10/train"``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"{self.name}: images must be a uint8 tensor (N, C, H, W), "
+                f"got {self.images.dtype} of shape {tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
+            raise ValueError(
+                f"{self.name}: labels must be an int64 tensor of shape ({len(self.images)},), "
+                f"got {self.labels.dtype} of shape {tuple(self.labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> ImageDataset:
+        """The same dataset with both tensors on ``device``."""
+        return ImageDataset(self.images.to(device), self.labels.to(device), self.classes, self.name)
+
+
+def data_root(data_dir: str | Path | None = None) -> Path:
+    """Where datasets live: ``data_dir`` (``--data-dir``), else ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``."""
+    chosen = data_dir or os.environ.get("CNNLAB_DATA") or DEFAULT_ROOT
+    return Path(chosen).expanduser()
+
+
+def cache_root() -> Path:
+    """Where decoded datasets are cached: ``$CNNLAB_CACHE``, else ``~/.cache/cnnlab/cache``.
+
+    Kept apart from :func:`data_root` because the data folder may be read-only
+    (a shared copy), while the cache must be writable.
+    """
+    return Path(os.environ.get("CNNLAB_CACHE") or DEFAULT_ROOT / "cache").expanduser()

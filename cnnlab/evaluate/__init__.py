@@ -1,0 +1,28 @@
+"""Metrics and the papers' test protocols."""
+
+from cnnlab.evaluate.isbi import pixel_error, rand_error, warping_error  # noqa: F401 (ISBI 2012 metrics)
+from cnnlab.evaluate.metrics import topk_accuracy, topk_correct, topk_error
+from cnnlab.evaluate.protocols import (
+    PROTOCOLS,
+    center_crop,
+    crops_144,
+    ensemble,
+    evaluate,
+    multiscale_dense,
+    scaled_geometry,
+    ten_crop,
+)
+
+__all__ = [
+    "PROTOCOLS",
+    "center_crop",
+    "crops_144",
+    "ensemble",
+    "evaluate",
+    "multiscale_dense",
+    "scaled_geometry",
+    "ten_crop",
+    "topk_accuracy",
+    "topk_correct",
+    "topk_error",
+]

@@ -1,0 +1,386 @@
+"""GoogLeNet and BN-Inception, and the machinery every Inception network shares.
+
+Papers: Szegedy et al. (2015) "Going Deeper with Convolutions" (GoogLeNet, Table 1
+and Figures 2-3); Ioffe & Szegedy (2015) "Batch Normalization" (BN-Inception, the
+network of its Figure 5); Hu et al. (2018) "Squeeze-and-Excitation Networks"
+(SE-Inception, Figure 2).
+
+Every Inception network here is an :class:`InceptionNet`: named stages run in
+order (they are the rows of the paper's table, so ``cnnlab summary`` prints it),
+auxiliary classifiers tap some stages in training, and a pooled linear head ends
+the net. An inception module is a :class:`Concat` of parallel branches.
+
+Auxiliary-classifier contract (the trainer relies on it): in training mode a net
+with auxiliary heads returns ``(logits, aux_1, ...)`` in stage order and
+``model.aux_weights`` holds each auxiliary loss weight; in eval mode, or built with
+``aux_logits=False``, it returns the logits alone. ``forward_features`` and
+``forward_head`` are always the main path.
+
+Measured on the meta device at 224x224 (``cnnlab summary googlenet``, built with
+``aux_logits=False``): GoogLeNet has 6,998,552 parameters and 1.58 GMACs (the
+auxiliary heads add 6.4M parameters); with the naive modules (``naive=True``)
+97.5M parameters and 12.6 GMACs. Every inception row matches Table 1's ops column
+within 1% except 5a (51M against the table's 54M); the 7x7 conv1 costs 118M where
+the table lists 34M, which is why the total is 1.58 G, not the paper's 1.5 G.
+BN-Inception: 11,285,224 parameters, 2.03 GMACs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from cnnlab.layers import ClassifierHead, ConvBnAct, SqueezeExcite, he_init
+from cnnlab.layers.lrn import LocalResponseNorm
+from cnnlab.models.base import ImageClassifier, check_image_batch
+from cnnlab.registry import ModelCard, Paper, register_model
+
+GOOGLENET_PAPER = Paper("Szegedy et al.", 2015, "Going Deeper with Convolutions")
+BN_PAPER = Paper("Ioffe, Szegedy", 2015, "Batch Normalization: Accelerating Deep Network Training by Reducing "
+                 "Internal Covariate Shift")
+SENET_PAPER = Paper("Hu, Shen, Sun", 2018, "Squeeze-and-Excitation Networks")
+
+SE_REDUCTION = 16  # SENet's default r, used for all its SE-Inception nets
+
+
+# --------------------------------------------------------------------------- shared blocks
+
+class Concat(nn.Module):
+    """Parallel branches over the same input, concatenated along channels.
+
+    Args:
+        branches: the branches; their outputs must share height and width.
+        out_chans: channels of the concatenation (the branches' outputs summed).
+        se_reduction: r of an SE block on the concatenated output (SE-Inception,
+            Hu et al. Figure 2), or None.
+    """
+
+    def __init__(self, *branches: nn.Module, out_chans: int, se_reduction: int | None = None) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.out_chans = out_chans
+        self.se = SqueezeExcite(out_chans, se_reduction) if se_reduction else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+def chain(*layers: nn.Module) -> nn.Sequential:
+    """One branch of an inception module: layers applied in turn."""
+    return nn.Sequential(*layers)
+
+
+def described(module: nn.Module, structure: str) -> nn.Module:
+    """Attaches the paper-style ``structure`` text that the profile table prints."""
+    module.structure = structure
+    return module
+
+
+class AuxClassifier(nn.Module):
+    """A side classifier on an intermediate stage, used only in training.
+
+    Args:
+        body: pooling and convolutions down to a feature map or vector.
+        head: the classifier over the body's output (pools a map, then dropout, fc).
+    """
+
+    def __init__(self, body: nn.Sequential, head: ClassifierHead) -> None:
+        super().__init__()
+        self.body = body
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def reset(self, num_classes: int) -> None:
+        """Replaces the class layer, as :meth:`ClassifierHead.reset`."""
+        self.head.reset(num_classes)
+
+
+def paper_average_pool(grid: int) -> nn.Sequential:
+    """The auxiliary heads' 5x5/3 average pool, then pooled to ``grid`` x ``grid``.
+
+    At the paper's input size the 5x5/3 pool already yields ``grid`` (GoogLeNet: 14 ->
+    4; Inception-v3: 17 -> 5), so the adaptive pool changes nothing there; at other
+    sizes it averages (or repeats) cells so the layers after it keep their input size.
+    """
+    return nn.Sequential(nn.AvgPool2d(5, 3), nn.AdaptiveAvgPool2d(grid))
+
+
+class InceptionNet(ImageClassifier):
+    """Named stages in order, optional auxiliary classifiers, and a pooled linear head.
+
+    Args:
+        name: the registered name, used in error messages.
+        stages: the paper's rows in execution order; each may carry ``structure``.
+        num_features: channels of the last stage.
+        dropout: before the class layer.
+        aux: auxiliary classifiers keyed by the stage whose output they read.
+        aux_weights: the loss weight of each auxiliary classifier, in stage order.
+    """
+
+    def __init__(self, *, name: str, stages: dict[str, nn.Module], num_features: int, in_chans: int, num_classes: int,
+                 dropout: float = 0.0, aux: dict[str, AuxClassifier] | None = None,
+                 aux_weights: tuple[float, ...] = ()) -> None:
+        super().__init__(in_chans=in_chans, num_classes=num_classes)
+        self.name = name
+        aux = aux or {}
+        unknown = set(aux) - set(stages)
+        if unknown:
+            raise ValueError(f"auxiliary heads on unknown stages: {sorted(unknown)}")
+        if len(aux_weights) != len(aux):
+            raise ValueError(f"need one loss weight per auxiliary head, got {len(aux_weights)} for {len(aux)}")
+        for stage_name, stage in stages.items():
+            self.add_module(stage_name, stage)
+        self.stage_names = tuple(stages)
+        self.aux = nn.ModuleDict(aux)
+        self.aux_weights = tuple(aux_weights)
+        self.head = ClassifierHead(num_features, num_classes, dropout)
+        # He et al. (2015) init for every conv, BN to identity, FC layers N(0, 0.01); the
+        # papers' own schemes (DistBelief, TF-slim's variance scaling) are variants of it.
+        he_init(self)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        check_image_batch(x, name=self.name, in_chans=self.in_chans, min_size=self.min_input_size)
+
+    def stages(self) -> Iterator[tuple[str, nn.Module]]:
+        """The main path's stages, in execution order."""
+        return ((name, getattr(self, name)) for name in self.stage_names)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for _, stage in self.stages():
+            x = stage(x)
+        return x
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replaces the class layer of the head and of every auxiliary head."""
+        super().reset_classifier(num_classes)
+        for head in self.aux.values():
+            head.reset(num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        if not (self.training and len(self.aux)):
+            return self.forward_head(self.forward_features(x))
+        aux_logits = []
+        for name, stage in self.stages():
+            x = stage(x)
+            if name in self.aux:
+                aux_logits.append(self.aux[name](x))
+        return (self.forward_head(x), *aux_logits)
+
+
+# --------------------------------------------------------------------------- GoogLeNet
+
+# Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
+GOOGLENET_MODULES: dict[str, tuple[int, int, int, int, int, int]] = {
+    "inception3a": (64, 96, 128, 16, 32, 32),
+    "inception3b": (128, 128, 192, 32, 96, 64),
+    "inception4a": (192, 96, 208, 16, 48, 64),
+    "inception4b": (160, 112, 224, 24, 64, 64),
+    "inception4c": (128, 128, 256, 24, 64, 64),
+    "inception4d": (112, 144, 288, 32, 64, 64),
+    "inception4e": (256, 160, 320, 32, 128, 128),
+    "inception5a": (256, 160, 320, 32, 128, 128),
+    "inception5b": (384, 192, 384, 48, 128, 128),
+}
+POOL_BEFORE = {"inception4a": "pool3", "inception5a": "pool4"}  # Table 1's max pools between the groups
+
+
+def relu_conv(in_chans: int, out_chans: int, kernel_size: int, stride: int = 1) -> ConvBnAct:
+    """GoogLeNet's unit: convolution (with bias) and ReLU, no normalisation."""
+    return ConvBnAct(in_chans, out_chans, kernel_size, stride, bn=False)
+
+
+def googlenet_module(in_chans: int, widths: tuple[int, int, int, int, int, int], *, naive: bool) -> Concat:
+    """Figure 2(b), the module with 1x1 reductions, or with ``naive`` Figure 2(a).
+
+    The naive module has no 1x1 reductions and passes the 3x3 max pool through
+    unprojected, so every module's output is wider than its input (section 4).
+    """
+    c1, c3r, c3, c5r, c5, proj = widths
+    pool = nn.MaxPool2d(3, 1, 1)
+    if naive:
+        module = Concat(
+            relu_conv(in_chans, c1, 1), relu_conv(in_chans, c3, 3), relu_conv(in_chans, c5, 5), pool,
+            out_chans=c1 + c3 + c5 + in_chans,
+        )
+        return described(module, f"naive: 1x1 {c1}, 3x3 {c3}, 5x5 {c5}, pool pass-through")
+    module = Concat(
+        relu_conv(in_chans, c1, 1),
+        chain(relu_conv(in_chans, c3r, 1), relu_conv(c3r, c3, 3)),
+        chain(relu_conv(in_chans, c5r, 1), relu_conv(c5r, c5, 5)),
+        chain(pool, relu_conv(in_chans, proj, 1)),
+        out_chans=c1 + c3 + c5 + proj,
+    )
+    return described(module, f"1x1 {c1}; 1x1 {c3r}, 3x3 {c3}; 1x1 {c5r}, 5x5 {c5}; pool, 1x1 {proj}")
+
+
+def googlenet_aux(in_chans: int, num_classes: int) -> AuxClassifier:
+    """Section 5: 5x5/3 average pool, 1x1 conv 128 + ReLU, FC 1024 + ReLU, dropout 0.7, FC."""
+    body = nn.Sequential(
+        paper_average_pool(4), relu_conv(in_chans, 128, 1), nn.Flatten(), nn.Linear(128 * 4 * 4, 1024),
+        nn.ReLU(inplace=True),
+    )
+    return AuxClassifier(body, ClassifierHead(1024, num_classes, dropout=0.7))
+
+
+def max_pool() -> nn.MaxPool2d:
+    # Caffe rounds pooled sizes up: 112 -> 56 as in Table 1, where floor would give 55.
+    return nn.MaxPool2d(3, 2, ceil_mode=True)
+
+
+def googlenet_stages(in_chans: int, *, naive: bool) -> tuple[dict[str, nn.Module], int, dict[str, int]]:
+    """Table 1's rows, their output channels, and the channels entering 4a and 4d."""
+    stages: dict[str, nn.Module] = {
+        # Figure 3 puts LocalRespNorm after the first max pool and after the 3x3 conv;
+        # the paper gives no LRN constants, so AlexNet's (k=2, n=5, alpha=1e-4, beta=0.75).
+        "conv1": described(nn.Sequential(relu_conv(in_chans, 64, 7, 2), max_pool(), LocalResponseNorm()),
+                           "7x7/2, 64; max pool 3x3/2; LRN"),
+        "conv2": described(nn.Sequential(relu_conv(64, 64, 1), relu_conv(64, 192, 3), LocalResponseNorm(),
+                                          max_pool()),
+                           "1x1, 64; 3x3, 192; LRN; max pool 3x3/2"),
+    }
+    chans, taps = 192, {}
+    for name, widths in GOOGLENET_MODULES.items():
+        if name in POOL_BEFORE:
+            stages[POOL_BEFORE[name]] = described(max_pool(), "max pool 3x3/2")
+        taps[name] = chans
+        stages[name] = googlenet_module(chans, widths, naive=naive)
+        chans = stages[name].out_chans
+    return stages, chans, taps
+
+
+def init_without_bn(model: nn.Module) -> None:
+    """He et al. (2015) init in its forward form (fan_in), for nets without BN.
+
+    Nothing renormalises GoogLeNet's activations, so each conv must keep their scale
+    on the way forward; with the fan_out form they grow about 100-fold by 5b (each
+    1x1 reduction has a much smaller fan_out than fan_in).
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+
+
+def _googlenet(*, in_chans: int, num_classes: int, aux_logits: bool = True, naive: bool = False) -> InceptionNet:
+    stages, chans, taps = googlenet_stages(in_chans, naive=naive)
+    # The auxiliary heads read the outputs of 4a and 4d, i.e. the inputs of 4b and 4e.
+    aux = {"inception4a": googlenet_aux(taps["inception4b"], num_classes),
+           "inception4d": googlenet_aux(taps["inception4e"], num_classes)} if aux_logits else {}
+    # Section 5: the auxiliary losses are added with weight 0.3; dropout 40% before the FC.
+    model = InceptionNet(name="googlenet", stages=stages, num_features=chans, in_chans=in_chans,
+                         num_classes=num_classes, dropout=0.4, aux=aux, aux_weights=(0.3, 0.3) if aux_logits else ())
+    init_without_bn(model)
+    return model
+
+
+# --------------------------------------------------------------------------- BN-Inception
+
+# Figure 5: #1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, proj
+# (0 #1x1 and proj None: the stride-2 modules, whose max pool passes through).
+BN_INCEPTION_MODULES: dict[str, tuple[int, int, int, int, int, str, int | None]] = {
+    "inception3a": (64, 64, 64, 64, 96, "avg", 32),
+    "inception3b": (64, 64, 96, 64, 96, "avg", 64),
+    "inception3c": (0, 128, 160, 64, 96, "max", None),
+    "inception4a": (224, 64, 96, 96, 128, "avg", 128),
+    "inception4b": (192, 96, 128, 96, 128, "avg", 128),
+    "inception4c": (160, 128, 160, 128, 160, "avg", 128),
+    "inception4d": (96, 128, 192, 160, 192, "avg", 128),
+    "inception4e": (0, 128, 192, 192, 256, "max", None),
+    "inception5a": (352, 192, 320, 160, 224, "avg", 128),
+    "inception5b": (352, 192, 320, 192, 224, "max", 128),
+}
+
+
+def bn_inception_module(in_chans: int, widths: tuple[int, int, int, int, int, str, int | None],
+                        se_reduction: int | None) -> Concat:
+    """Figure 5's module: GoogLeNet's 5x5 branch becomes two 3x3 convolutions.
+
+    The stride-2 modules (3c, 4e) drop the 1x1 branch, stride their last
+    convolutions and pass the max pool through unprojected.
+    """
+    c1, c3r, c3, d3r, d3, pool_kind, proj = widths
+    stride = 1 if proj is not None else 2
+    # Padding 1 everywhere keeps the stride-2 pool's grid equal to the stride-2 convs'.
+    pool = nn.AvgPool2d(3, 1, 1) if pool_kind == "avg" else nn.MaxPool2d(3, stride, 1)
+    branches: list[nn.Module] = [ConvBnAct(in_chans, c1, 1)] if c1 else []
+    branches += [
+        chain(ConvBnAct(in_chans, c3r, 1), ConvBnAct(c3r, c3, 3, stride)),
+        chain(ConvBnAct(in_chans, d3r, 1), ConvBnAct(d3r, d3, 3), ConvBnAct(d3, d3, 3, stride)),
+        chain(pool, ConvBnAct(in_chans, proj, 1)) if proj else pool,
+    ]
+    out = c1 + c3 + d3 + (proj or in_chans)
+    module = Concat(*branches, out_chans=out, se_reduction=se_reduction)
+    text = f"1x1 {c3r}, 3x3 {c3}; 1x1 {d3r}, 3x3 {d3}, 3x3 {d3}; {pool_kind} pool"
+    text = (f"1x1 {c1}; " if c1 else "") + text + (f", 1x1 {proj}" if proj else ", pass-through")
+    text += "; stride 2" if stride == 2 else ""
+    return described(module, text + ("; SE" if se_reduction else ""))
+
+
+def _bn_inception(*, in_chans: int, num_classes: int, se: bool = False) -> InceptionNet:
+    stages: dict[str, nn.Module] = {
+        "conv1": described(nn.Sequential(ConvBnAct(in_chans, 64, 7, 2), max_pool()), "7x7/2, 64; max pool 3x3/2"),
+        "conv2": described(nn.Sequential(ConvBnAct(64, 64, 1), ConvBnAct(64, 192, 3), max_pool()),
+                           "1x1, 64; 3x3, 192; max pool 3x3/2"),
+    }
+    chans = 192
+    for name, widths in BN_INCEPTION_MODULES.items():
+        stages[name] = bn_inception_module(chans, widths, SE_REDUCTION if se else None)
+        chans = stages[name].out_chans
+    # Section 4.2.1 removes dropout and LRN from the BN network.
+    return InceptionNet(name="se_bn_inception" if se else "bn_inception", stages=stages, num_features=chans,
+                        in_chans=in_chans, num_classes=num_classes)
+
+
+# --------------------------------------------------------------------------- builders
+
+def _card(paper: Paper, *, min_input_size: int, params: float | None, macs: float | None, errors: dict,
+          source: str, notes: str = "", macs_tolerance: float = 0.05) -> ModelCard:
+    return ModelCard(paper=paper, task="imagenet", input_size=224, min_input_size=min_input_size, num_classes=1000,
+                     params=params, macs=macs, macs_tolerance=macs_tolerance, errors=errors, source=source,
+                     notes=notes)
+
+
+@register_model(_card(
+    GOOGLENET_PAPER, min_input_size=79, params=7.0e6, macs=1.5e9, macs_tolerance=0.06, errors={"top5": 10.07},
+    source="Table 1 (params column, summed and converted from its 1024-based K); Table 3 (1 model, 1 crop)",
+    notes="counts without the auxiliary heads (aux_logits=False). Table 1's K are 1024 (3a: 163,328 weights = 159K), "
+          "so the 6.8M its column sums to is 6.96M weights, 7.0M with biases. MACs: the paper's 1.5 G (section 5, "
+          "Table 1) lists conv1 at 34M ops where a 7x7x3x64 conv at 112x112 costs 118M; measured 1.58 G (+5.5%), every "
+          "inception row within 1% of Table 1 but 5a (6%), hence the card's 6% tolerance. LRN constants are "
+          "AlexNet's (the paper gives none); naive=True for Figure 2(a)",
+))
+def googlenet(*, aux_logits: bool = True, naive: bool = False, **kwargs) -> InceptionNet:
+    """GoogLeNet (Table 1), with its two auxiliary classifiers in training.
+
+    Args:
+        aux_logits: build the auxiliary classifiers on 4a and 4d (loss weight 0.3 each).
+        naive: use Figure 2(a)'s modules (no 1x1 reductions) to measure what they save.
+    """
+    return _googlenet(aux_logits=aux_logits, naive=naive, **kwargs)
+
+
+@register_model(_card(
+    BN_PAPER, min_input_size=32, params=None, macs=2.03e9, errors={"top1": 25.2, "top5": 7.82},
+    source="Figure 5 (architecture); Hu et al. 2018 Table 2 (2.03 GFLOPs = multiply-adds, for its re-implementation; "
+           "the single-crop errors it quotes from the original)",
+    notes="the BN paper's text (section 4.2) gives 13.6M parameters; this build of Figure 5 has 11.3M and the paper "
+          "does not say what else it counts, so the card gives no params. No dropout, no LRN (removed in section "
+          "4.2.1), no auxiliary heads; the first layer is a plain 7x7/2 conv",
+))
+def bn_inception(**kwargs) -> InceptionNet:
+    """BN-Inception (Figure 5 of the BN paper): BN after every conv, 5x5 -> two 3x3."""
+    return _bn_inception(**kwargs)
+
+
+@register_model(_card(
+    SENET_PAPER, min_input_size=32, params=None, macs=2.04e9, errors={"top1": 24.23, "top5": 7.14},
+    source="Table 2 (GFLOPs = multiply-adds, single-crop 224 errors)",
+    notes="BN-Inception with an SE block (r=16) on the output of every inception module, Figure 2",
+))
+def se_bn_inception(**kwargs) -> InceptionNet:
+    """SE-BN-Inception: an SE block on each inception module's concatenated output."""
+    return _bn_inception(se=True, **kwargs)
