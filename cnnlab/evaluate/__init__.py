@@ -1,6 +1,6 @@
 """Metrics and the papers' test protocols."""
 
-from cnnlab.evaluate.isbi import pixel_error, rand_error, warping_error  # noqa: F401 (ISBI 2012 metrics)
+from cnnlab.evaluate.isbi import pixel_error, rand_error, warping_error
 from cnnlab.evaluate.metrics import topk_accuracy, topk_correct, topk_error
 from cnnlab.evaluate.protocols import (
     PROTOCOLS,
@@ -20,9 +20,12 @@ __all__ = [
     "ensemble",
     "evaluate",
     "multiscale_dense",
+    "pixel_error",
+    "rand_error",
     "scaled_geometry",
     "ten_crop",
     "topk_accuracy",
     "topk_correct",
     "topk_error",
+    "warping_error",
 ]

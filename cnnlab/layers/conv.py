@@ -35,14 +35,17 @@ class ConvBnAct(nn.Sequential):
         super().__init__(*layers)
 
 
-def he_init(model: nn.Module) -> None:
+def he_init(model: nn.Module, mode: str = "fan_out") -> None:
     """He et al. (2015) normal init for ReLU convolutions, BN to identity, zero biases.
 
-    fan_out mode, as in the ResNet reference code; linear layers get N(0, 0.01).
+    Args:
+        mode: "fan_out" (the ResNet reference code's choice, right for BN nets) or
+            "fan_in" (keeps activations' scale on the way forward, which nets
+            without BN need). Linear layers get N(0, 0.01) either way.
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):

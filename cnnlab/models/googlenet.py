@@ -253,18 +253,6 @@ def googlenet_stages(in_chans: int, *, naive: bool) -> tuple[dict[str, nn.Module
     return stages, chans, taps
 
 
-def init_without_bn(model: nn.Module) -> None:
-    """He et al. (2015) init in its forward form (fan_in), for nets without BN.
-
-    Nothing renormalises GoogLeNet's activations, so each conv must keep their scale
-    on the way forward; with the fan_out form they grow about 100-fold by 5b (each
-    1x1 reduction has a much smaller fan_out than fan_in).
-    """
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-
-
 def _googlenet(*, in_chans: int, num_classes: int, aux_logits: bool = True, naive: bool = False) -> InceptionNet:
     stages, chans, taps = googlenet_stages(in_chans, naive=naive)
     # The auxiliary heads read the outputs of 4a and 4d, i.e. the inputs of 4b and 4e.
@@ -273,7 +261,10 @@ def _googlenet(*, in_chans: int, num_classes: int, aux_logits: bool = True, naiv
     # Section 5: the auxiliary losses are added with weight 0.3; dropout 40% before the FC.
     model = InceptionNet(name="googlenet", stages=stages, num_features=chans, in_chans=in_chans,
                          num_classes=num_classes, dropout=0.4, aux=aux, aux_weights=(0.3, 0.3) if aux_logits else ())
-    init_without_bn(model)
+    # Nothing renormalises GoogLeNet's activations, so each conv must keep their scale
+    # on the way forward: with the fan_out form they grow about 100-fold by 5b (each 1x1
+    # reduction has a much smaller fan_out than fan_in).
+    he_init(model, mode="fan_in")
     return model
 
 

@@ -1,0 +1,93 @@
+"""`cnnlab seg train` and `cnnlab seg predict`, and the ISBI 2012 reader, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.cli import main
+from cnnlab.segment.data import kfold_splits, load_isbi2012
+
+
+def test_kfold_splits_partition_the_stack():
+    splits = kfold_splits(30, 3)
+    assert [val for _, val in splits] == [list(range(0, 10)), list(range(10, 20)), list(range(20, 30))]
+    for train, val in splits:
+        assert sorted(train + val) == list(range(30))
+    with pytest.raises(ValueError, match="folds"):
+        kfold_splits(30, 1)
+
+
+def test_isbi2012_reader(data_dir):
+    images, cells = load_isbi2012(data_dir, "train")
+    assert images.shape == cells.shape == (30, 512, 512) and images.dtype == np.uint8
+    assert 0.7 < cells.mean() < 0.85  # the README: about 78 % cell (white)
+    test_images, no_labels = load_isbi2012(data_dir / "isbi2012", "test")
+    assert test_images.shape == (30, 512, 512) and no_labels is None
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    # One thread: on a shared 2-core machine two threads of tiny convolutions mostly wait on each other.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("run")
+    # Width 2 and 4 px output tiles: 30 tiny steps, a pipeline check, not a model.
+    args = ["seg", "train", "unet", "--dataset", "isbi2012", "--data-dir", str(data_dir), "--out", str(out),
+            "--width", "2", "--tile", "4", "--epochs", "1", "--lr", "0.001"]
+    try:
+        assert main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_train_writes_a_checkpoint(trained_run):
+    record = json.loads((trained_run / "last.json").read_text())
+    assert record["model"] == "unet" and record["step"] == 30
+    assert record["model_options"]["width"] == 2 and record["config"]["weight_map"] is True
+    assert (trained_run / record["tensors"]).is_file()
+
+
+def test_predict_writes_probabilities_and_overlay(trained_run, tmp_path, capsys):
+    image = (np.random.default_rng(0).random((40, 56)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "slice.png")
+    out = tmp_path / "pred"
+    image_file = str(tmp_path / "slice.png")
+    assert main(["seg", "predict", str(trained_run), image_file, "--out", str(out), "--tile", "20"]) == 0
+    with Image.open(out / "slice_prob.png") as prob:
+        assert prob.size == (56, 40) and prob.mode.startswith("I")
+    with Image.open(out / "slice_overlay.png") as overlay:
+        assert overlay.size == (56, 40) and overlay.mode == "RGB"
+    assert main(["seg", "predict", str(trained_run / "last.json"), str(tmp_path / "slice.png"), "--out", str(out),
+                 "--tile", "20", "--format", "npy"]) == 0
+    prob = np.load(out / "slice_prob.npy")
+    assert prob.shape == (40, 56) and 0 <= prob.min() and prob.max() <= 1
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    assert main(["seg", "predict", str(tmp_path / "missing"), "x.png"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["seg", "train", "unet", "--tile", "390"]) == 2
+    assert "nearest valid output sizes: 388, 404" in capsys.readouterr().err
+    assert main(["seg", "train", "alexnet"]) == 2
+
+
+def test_cross_validate_scores_every_fold(tmp_path):
+    from cnnlab.segment.train import SegTrainConfig, cross_validate
+
+    # Synthetic slices: a grid of 16 px cells separated by 2 px membranes, darker membranes.
+    cells = np.ones((4, 64, 64), dtype=bool)
+    cells[:, ::16] = cells[:, 1::16] = False
+    cells[:, :, ::16] = cells[:, :, 1::16] = False
+    images = np.where(cells, 200, 40).astype(np.uint8)
+    config = SegTrainConfig(width=2, tile=20, epochs=1)
+    rows = cross_validate(images, cells, config, folds=2, eval_tile=20, out_dir=tmp_path, log=lambda _: None)
+    assert len(rows) == 2 and all(set(r) == {"pixel", "rand", "warping"} for r in rows)
+    assert all(0 <= v <= 1 for r in rows for v in r.values())
+    record = json.loads((tmp_path / "fold2" / "last.json").read_text())
+    assert record["metrics"] == rows[1]
