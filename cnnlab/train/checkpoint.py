@@ -1,0 +1,233 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else, written atomically.
+
+A checkpoint ``NAME`` in a directory is two files:
+
+- ``tensors-<sha256 prefix>.safetensors``: model weights and buffers
+  (``model.*``), optimiser state tensors (``optim.<param index>.<key>``) and
+  RNG states as uint8 tensors (``rng.*``). Named by its content hash, so
+  writing it never touches a file another checkpoint uses.
+- ``NAME.json``: the resolved config, epoch, step, metrics, the optimiser's and
+  schedule's scalar state, library versions, and the tensors file's name and
+  full SHA-256.
+
+Each file is written to a temporary file in the same directory, fsynced and
+moved into place with ``os.replace``; the JSON goes last. So whenever the process
+dies, ``NAME.json`` is either the old or the new checkpoint, and always names a
+complete tensors file. Loading verifies the hash. Nothing is ever unpickled: a
+file that carries a pickle payload (``torch.save`` output) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load as tensors_from_bytes
+from safetensors.torch import save as tensors_to_bytes
+import torch
+
+FORMAT = "cnnlab-checkpoint"
+FORMAT_VERSION = 1
+# A pickle stream starts with the PROTO opcode; torch.save's zip archives with "PK".
+PICKLE_SIGNATURES = (b"\x80", b"PK\x03\x04")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes:
+        path: the JSON file.
+        meta: its contents.
+        tensors: every tensor of the safetensors file, on the CPU.
+    """
+
+    path: Path
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        """The model's ``state_dict``."""
+        return _strip(self.tensors, "model.")
+
+
+def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Writes ``data`` so that ``path`` holds either its old or its new contents, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    # The rename itself is durable only once the directory entry is on disk.
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pack_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Splits an optimiser's state into tensors (for safetensors) and plain values (for JSON)."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "state": scalars}
+
+
+def unpack_optimizer(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The ``state_dict`` that :func:`pack_optimizer` split, rebuilt."""
+    saved = checkpoint.meta["optimizer"]
+    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in saved["state"].items()}
+    for key, value in _strip(checkpoint.tensors, "optim.").items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": saved["param_groups"]}
+
+
+def rng_tensors() -> dict[str, torch.Tensor]:
+    """The global RNG states (dropout, stochastic depth...) as uint8 tensors."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return tensors
+
+
+def restore_rng(checkpoint: Checkpoint) -> None:
+    """Puts back the RNG states :func:`rng_tensors` saved."""
+    torch.set_rng_state(checkpoint.tensors["rng.torch"])
+    cuda = [checkpoint.tensors[k] for k in sorted(checkpoint.tensors) if k.startswith("rng.cuda.")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(directory: str | Path, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Writes checkpoint ``name`` atomically and removes tensors files no checkpoint uses.
+
+    Args:
+        directory: the checkpoints folder (created if needed).
+        name: e.g. "last" or "best".
+        tensors: name -> tensor; moved to the CPU and made contiguous.
+        meta: JSON-serialisable values; the format, versions and the tensors
+            file's name and hash are added.
+
+    Returns:
+        The JSON file.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    data = tensors_to_bytes(cpu)
+    digest = hashlib.sha256(data).hexdigest()
+    tensors_file = directory / f"tensors-{digest[:16]}.safetensors"
+    if not tensors_file.exists():
+        atomic_write(tensors_file, data)
+    from cnnlab import __version__
+
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnlab_version": __version__,
+              "torch_version": torch.__version__, "tensors": tensors_file.name, "sha256": digest, **meta}
+    path = directory / f"{name}.json"
+    atomic_write(path, json.dumps(record, indent=1).encode())
+    _remove_unused(directory)
+    return path
+
+
+def _remove_unused(directory: Path) -> None:
+    used = set()
+    for record in directory.glob("*.json"):
+        try:
+            used.add(json.loads(record.read_text())["tensors"])
+        except (OSError, ValueError, KeyError):
+            continue  # an unreadable record protects nothing; load_checkpoint reports it
+    for tensors_file in directory.glob("tensors-*.safetensors"):
+        if tensors_file.name not in used:
+            tensors_file.unlink(missing_ok=True)
+
+
+def _refuse_pickle(path: Path, head: bytes) -> None:
+    if head.startswith(PICKLE_SIGNATURES):
+        raise ValueError(
+            f"{path} carries a pickle payload (a torch.save file?); cnnlab never unpickles, because that can "
+            "run arbitrary code: convert the weights to safetensors"
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = path.read_bytes()
+    _refuse_pickle(path, data[:4])
+    try:
+        meta = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a cnnlab checkpoint: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a cnnlab checkpoint (no '\"format\": \"{FORMAT}\"' entry)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer cnnlab ({meta.get('cnnlab_version')}); upgrade cnnlab")
+    return meta
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """The JSON file of a checkpoint given as that file, a checkpoints folder or a run directory
+    (``best`` there, else ``last``)."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.json", path / "checkpoints" / "last.json",
+                          path / "best.json", path / "last.json"):
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(f"no checkpoint (best.json or last.json) in {path}")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Loads and verifies a checkpoint (see the module docstring for what is accepted).
+
+    Raises:
+        ValueError: not a cnnlab checkpoint, a pickle payload, or a tensors file
+            whose hash does not match (corrupt or replaced).
+        FileNotFoundError: the JSON or its tensors file is missing.
+    """
+    path = resolve_checkpoint_path(path)
+    meta = _read_json(path)
+    tensors_file = path.parent / Path(meta["tensors"]).name
+    data = tensors_file.read_bytes()
+    _refuse_pickle(tensors_file, data[:4])
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise ValueError(f"{tensors_file} does not match the hash in {path.name}: the checkpoint is corrupt")
+    return Checkpoint(path, meta, tensors_from_bytes(data))
+
+
+def latest_checkpoint(directory: str | Path) -> Checkpoint | None:
+    """The checkpoint with the highest step among those in ``directory`` that load.
+
+    A checkpoint that does not load is skipped with a warning naming it, so one
+    damaged file never blocks a resume.
+    """
+    loaded = []
+    for record in sorted(Path(directory).glob("*.json")):
+        try:
+            loaded.append(load_checkpoint(record))
+        except (OSError, ValueError, KeyError) as err:
+            warnings.warn(f"skipping checkpoint {record}: {err}", stacklevel=2)
+    # On a tie (best and last of the same step hold the same tensors) name "last".
+    return max(loaded, key=lambda c: (c.step, c.path.stem == "last"), default=None)

@@ -1,0 +1,137 @@
+"""Checkpoints: atomic safetensors + JSON pairs, corruption handling, pickle refusal,
+and a bit-exact resume after a real ``kill -9``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from cnnlab.train.checkpoint import latest_checkpoint
+
+
+def _tiny_config(**changes) -> TrainConfig:
+    # resnet20 on the raw 8x8 digits: real data, a real model, a few ms per step.
+    values = dict(model="resnet20", dataset="digits", epochs=1, max_steps=8, batch_size=32,
+                  optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+                  schedule={"name": "multistep", "milestones": [5], "unit": "step", "warmup": 2},
+                  augment=[{"name": "random_crop_flip", "padding": 1}], normalize={"mean": [0.3], "std": [0.4]},
+                  deterministic=True, checkpoint_every=1, eval_batch_size=400)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+@pytest.fixture
+def deterministic():
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+def test_round_trip_keeps_every_tensor_and_value(tmp_path: Path) -> None:
+    tensors = {"model.w": torch.randn(3, 4), "model.n": torch.tensor(7), "rng.torch": torch.get_rng_state()}
+    path = save_checkpoint(tmp_path, "last", tensors, {"step": 5, "note": "x"})
+    loaded = load_checkpoint(path)
+    assert loaded.step == 5 and loaded.meta["note"] == "x"
+    assert all(torch.equal(loaded.tensors[k], v) for k, v in tensors.items())
+    assert loaded.model_state().keys() == {"w", "n"}
+    assert not list(tmp_path.glob(".*.tmp")), "temporary files must be renamed away"
+
+
+def test_unused_tensor_files_are_removed_and_shared_ones_kept(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, "best", {"a": torch.zeros(2)}, {"step": 1})
+    save_checkpoint(tmp_path, "last", {"a": torch.zeros(2)}, {"step": 1})
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1, "identical tensors are stored once"
+    save_checkpoint(tmp_path, "last", {"a": torch.ones(2)}, {"step": 2})
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2, "best's file must survive a new last"
+    save_checkpoint(tmp_path, "best", {"a": torch.ones(2)}, {"step": 2})
+    assert len(list(tmp_path.glob("*.safetensors"))) == 1
+
+
+def test_corrupt_checkpoint_is_refused_and_skipped_on_resume(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, "best", {"a": torch.zeros(4)}, {"step": 3})
+    last = save_checkpoint(tmp_path, "last", {"a": torch.ones(4)}, {"step": 9})
+    tensors_file = tmp_path / json.loads(last.read_text())["tensors"]
+    data = bytearray(tensors_file.read_bytes())
+    data[-1] ^= 0xFF
+    tensors_file.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(last)
+    with pytest.warns(UserWarning, match="skipping checkpoint .*last.json"):
+        newest = latest_checkpoint(tmp_path)
+    assert newest is not None and newest.step == 3
+
+
+def test_pickle_payloads_are_refused_without_running(tmp_path: Path) -> None:
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for name in ("last.json", "weights.pt"):
+        torch.save({"x": Payload()}, tmp_path / name)
+        with pytest.raises(ValueError, match="pickle payload"):
+            load_checkpoint(tmp_path / name)
+    assert not marker.exists()
+
+
+def test_non_checkpoint_json_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "other.json").write_text('{"step": 1}')
+    with pytest.raises(ValueError, match="not a cnnlab checkpoint"):
+        load_checkpoint(tmp_path / "other.json")
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time, torch
+    sys.path.insert(0, {tests!r})
+    from test_checkpoint import _tiny_config
+    from cnnlab.train import Trainer
+
+    torch.set_num_threads({threads})
+
+    def pause_after(step, path):
+        if step == {kill_at}:
+            print("CHECKPOINTED", step, flush=True)
+            time.sleep(600)  # the test sends SIGKILL here
+
+    Trainer(_tiny_config(), {run!r}, on_checkpoint=pause_after).fit()
+    """
+)
+
+
+def test_resume_after_kill_is_bit_exact(tmp_path: Path, deterministic: None) -> None:
+    straight = Trainer(_tiny_config(), tmp_path / "straight").fit()
+    assert straight.step == 8
+
+    killed_dir = tmp_path / "killed"
+    script = CHILD.format(tests=str(Path(__file__).parent), threads=torch.get_num_threads(), kill_at=3, run=str(killed_dir))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.split() == ["CHECKPOINTED", "3"], f"child said {line!r}"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert load_checkpoint(killed_dir / "checkpoints" / "last.json").step == 3
+
+    resumed = Trainer(_tiny_config(), killed_dir, resume=True).fit()
+    assert resumed.step == 8
+    expected = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.json")
+    got = load_checkpoint(killed_dir / "checkpoints" / "last.json")
+    assert expected.tensors.keys() == got.tensors.keys()
+    for key, value in expected.tensors.items():
+        assert torch.equal(value, got.tensors[key]), key
+    assert got.meta["optimizer"]["param_groups"] == expected.meta["optimizer"]["param_groups"]
+    rows = (killed_dir / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[1] for r in rows[1:]] == ["8"], "one row for the epoch, none duplicated"
