@@ -15,7 +15,7 @@ import sys
 
 from cnnlab.analysis.tables import models_table, paper_profile, summary_table
 
-COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.segment.cli", "cnnlab.train.cli", "cnnlab.data.commands")
+COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.segment.cli", "cnnlab.train.cli", "cnnlab.data.commands", "cnnlab.text.cli")
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -1,0 +1,130 @@
+"""cnnlab's word2vec against gensim's on the same corpus with the same hyper-parameters.
+
+Corpus: Brown (tags dropped) + Lee, lower-cased, held in memory as token lists for
+both libraries (1.22 M tokens, 57,640 sentences). Hyper-parameters: dimension 100,
+window 5, 5 negatives, min_count 5, sample 1e-3, alpha 0.025 -> 1e-4, 5 epochs.
+For each of skip-gram and CBOW and each library: training wall time, words/s
+(in-vocabulary words before sub-sampling x epochs / seconds), analogy accuracy on
+questions-words.txt (all, and split by the answer word's corpus count: rare < 100
+<= frequent), and Spearman on wordsim353 and simlex999. The runs alternate between
+the libraries so that a load change on the shared machine hits both; the throughput
+ratio is median(gensim seconds) / median(cnnlab seconds).
+
+    python benchmarks/word2vec_vs_gensim.py --runs 3 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from cnnlab.text.datasets import BrownCorpus, ChainCorpus, LineCorpus
+from cnnlab.text.vectors import KeyedVectors
+from cnnlab.text.word2vec import Word2Vec
+
+PARAMS = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, alpha=0.025, min_alpha=1e-4, epochs=5)
+RARE = 100  # an analogy question is "rare" when its answer word occurs fewer times in the corpus
+
+
+def train_cnnlab(corpus, sg: bool, seed: int) -> tuple[KeyedVectors, float, dict[str, int]]:
+    model = Word2Vec(sg=sg, seed=seed, **PARAMS)
+    model.build_vocab(corpus)
+    start = time.perf_counter()
+    model.train(corpus)
+    seconds = time.perf_counter() - start
+    return model.wv, seconds, dict(zip(model.vocab.words, model.vocab.counts.tolist()))
+
+
+def train_gensim(corpus, sg: bool, seed: int, workers: int) -> tuple[KeyedVectors, float]:
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    params = dict(PARAMS)
+    model = GensimWord2Vec(sg=int(sg), seed=seed, workers=workers, **params)
+    model.build_vocab(corpus)
+    start = time.perf_counter()
+    model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs)
+    seconds = time.perf_counter() - start
+    return KeyedVectors(list(model.wv.index_to_key), torch.from_numpy(model.wv.vectors.copy())), seconds
+
+
+def split_questions(path: Path, counts: dict[str, int], folder: Path) -> dict[str, Path]:
+    """questions-words.txt cut in two by the answer word's count."""
+    parts = {"rare": [], "frequent": []}
+    for line in path.read_text().split("\n"):
+        if line.startswith(":"):
+            for lines in parts.values():
+                lines.append(line)
+        elif line.strip():
+            answer = line.split()[3].lower()
+            parts["rare" if counts.get(answer, 0) < RARE else "frequent"].append(line)
+    files = {}
+    for name, lines in parts.items():
+        files[name] = folder / f"questions-{name}.txt"
+        files[name].write_text("\n".join(lines) + "\n")
+    return files
+
+
+def evaluate(wv: KeyedVectors, eval_dir: Path, question_files: dict[str, Path]) -> dict[str, float]:
+    analogy = wv.evaluate_word_analogies(eval_dir / "questions-words.txt")
+    result = {
+        "analogy": 100 * analogy.overall.accuracy, "analogy_semantic": 100 * analogy.semantic.accuracy,
+        "analogy_syntactic": 100 * analogy.syntactic.accuracy, "analogy_questions": analogy.overall.total,
+        "wordsim353": 100 * wv.evaluate_word_pairs(eval_dir / "wordsim353.tsv").spearman,
+        "simlex999": 100 * wv.evaluate_word_pairs(eval_dir / "simlex999.txt").spearman,
+    }
+    for name, path in question_files.items():
+        part = wv.evaluate_word_analogies(path).overall
+        result[f"analogy_{name}"] = 100 * part.accuracy
+        result[f"analogy_{name}_questions"] = part.total
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("CNNLAB_DATA", "../shared/data"))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for cnnlab and gensim workers")
+    parser.add_argument("--archs", nargs="+", default=["sg", "cbow"])
+    parser.add_argument("--results", default="benchmarks/results/word2vec_vs_gensim.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = Path(args.data_dir)
+    corpus = list(ChainCorpus(BrownCorpus(data / "text-corpus" / "brown.zip", lowercase=True),
+                              LineCorpus(data / "text-corpus" / "lee_background.cor", lowercase=True)))
+    report = {"params": PARAMS, "threads": args.threads, "runs": args.runs, "sentences": len(corpus),
+              "tokens": sum(map(len, corpus)), "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
+              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "archs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.archs:
+            sg = arch == "sg"
+            runs = {"cnnlab": [], "gensim": []}
+            question_files = None
+            for run in range(args.runs):
+                wv, seconds, counts = train_cnnlab(corpus, sg, seed=run + 1)
+                words = sum(counts.values()) * PARAMS["epochs"]
+                question_files = question_files or split_questions(data / "word-eval" / "questions-words.txt",
+                                                                   counts, Path(tmp))
+                runs["cnnlab"].append({"seconds": seconds, "words_per_s": words / seconds,
+                                       **evaluate(wv, data / "word-eval", question_files)})
+                wv, seconds = train_gensim(corpus, sg, seed=run + 1, workers=args.threads)
+                runs["gensim"].append({"seconds": seconds, "words_per_s": words / seconds,
+                                       **evaluate(wv, data / "word-eval", question_files)})
+                print(arch, run, json.dumps({k: v[-1] for k, v in runs.items()}), flush=True)
+            medians = {lib: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for lib, rs in runs.items()}
+            medians["throughput_ratio"] = medians["gensim"]["seconds"] / medians["cnnlab"]["seconds"]
+            report["archs"][arch] = {"median": medians, "runs": runs}
+            print(arch, json.dumps(medians), flush=True)
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

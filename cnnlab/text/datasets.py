@@ -1,0 +1,227 @@
+"""Readers for Kim's sentence-classification sets and the word2vec corpora.
+
+The files are those of ``shared/data`` (see its README): one example per line,
+already tokenised. Lines are split on the byte ``b"\\n"`` only, because some
+Latin-1 files hold the byte 0x85, which ``str.splitlines`` takes for a line
+break; a file that is not valid UTF-8 is decoded as Latin-1. Blank lines are not
+sentences and are dropped: CR has 4 and MPQA 3, so they hold 3,771 and 10,603
+sentences where the README (and Kim's Table 1) count 3,775 and 10,606 lines.
+
+The protocol is Kim's (2014, Section 3): a dataset's standard split where it has
+one (SST-1 and SST-2: train/dev/test; TREC: train/test, with 10% of train held out
+as dev), otherwise 10-fold cross-validation, with 10% of each training part held
+out as dev for early stopping.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# One file per class: name -> (folder, files in label order, class names).
+_TWO_FILE = {
+    "mr": ("mr", ("rt-polarity.neg", "rt-polarity.pos"), ("negative", "positive")),
+    "subj": ("subj", ("subj.objective", "subj.subjective"), ("objective", "subjective")),
+    "cr": ("cr", ("custrev.neg", "custrev.pos"), ("negative", "positive")),
+    "mpqa": ("mpqa", ("mpqa.neg", "mpqa.pos"), ("negative", "positive")),
+}
+# Labelled lines "<label> <sentence>" in <stem>.train/.dev/.test: name -> (folder, stem, class names).
+_SST = {
+    "sst1": ("sst1", "stsa.fine", ("very negative", "negative", "neutral", "positive", "very positive")),
+    "sst2": ("sst2", "stsa.binary", ("negative", "positive")),
+}
+TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
+DATASETS = ("mr", "sst1", "sst2", "subj", "trec", "cr", "mpqa")
+
+
+@dataclass(frozen=True)
+class SentenceDataset:
+    """Tokenised sentences with labels, and the dataset's standard split if it has one.
+
+    Attributes:
+        name: one of :data:`DATASETS`.
+        sentences: token lists.
+        labels: class index of each sentence.
+        classes: class names.
+        split: ``{"train"|"dev"|"test": indices}`` for datasets with a standard
+            split (no ``"dev"`` for TREC), or None for cross-validation sets.
+    """
+
+    name: str
+    sentences: list[list[str]]
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    split: dict[str, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Indices of one train/dev/test partition."""
+
+    train: np.ndarray
+    dev: np.ndarray
+    test: np.ndarray
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a text file, split on b"\\n" only, as UTF-8 or else Latin-1; blank lines dropped."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def _dataset_dir(data_dir: str | Path, folder: str) -> Path:
+    path = Path(data_dir) / folder
+    if not path.is_dir():
+        raise FileNotFoundError(f"dataset folder {path} not found: point --data-dir (or CNNLAB_DATA) at shared/data")
+    return path
+
+
+def _read_labelled(path: Path, parse_label: Callable[[str], int]) -> tuple[list[list[str]], list[int]]:
+    sentences, labels = [], []
+    for number, line in enumerate(read_lines(path), start=1):
+        head, _, text = line.partition(" ")
+        try:
+            labels.append(parse_label(head))
+        except (KeyError, ValueError):
+            raise ValueError(f"{path}:{number}: cannot read a label from {head!r}") from None
+        sentences.append(text.split())
+    return sentences, labels
+
+
+def load_dataset(name: str, data_dir: str | Path) -> SentenceDataset:
+    """Reads one of :data:`DATASETS` from the ``shared/data`` folder.
+
+    Raises:
+        ValueError: for an unknown name or a malformed line.
+        FileNotFoundError: if the dataset's folder is missing.
+    """
+    if name in _TWO_FILE:
+        folder, files, classes = _TWO_FILE[name]
+        root = _dataset_dir(data_dir, folder)
+        sentences, labels = [], []
+        for label, file in enumerate(files):
+            lines = read_lines(root / file)
+            sentences += [line.split() for line in lines]
+            labels += [label] * len(lines)
+        return SentenceDataset(name, sentences, np.asarray(labels), classes)
+    if name in _SST:
+        folder, stem, classes = _SST[name]
+        root = _dataset_dir(data_dir, folder)
+        return _with_split(name, classes, [_read_labelled(root / f"{stem}.{s}", int) for s in ("train", "dev", "test")],
+                           ("train", "dev", "test"))
+    if name == "trec":
+        root = _dataset_dir(data_dir, "trec")
+        # "DESC:manner How did ..." -> the coarse class, as in Kim's 6-way TREC.
+        coarse = lambda head: TREC_CLASSES.index(head.split(":")[0])  # noqa: E731
+        parts = [_read_labelled(root / f"TREC.{s}", coarse) for s in ("train", "test")]
+        return _with_split(name, TREC_CLASSES, parts, ("train", "test"))
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def _with_split(
+    name: str, classes: tuple[str, ...], parts: list[tuple[list[list[str]], list[int]]], split_names: tuple[str, ...]
+) -> SentenceDataset:
+    """Concatenates the parts of a standard split and records each part's indices."""
+    sentences, labels, split, start = [], [], {}, 0
+    for split_name, (part_sentences, part_labels) in zip(split_names, parts):
+        sentences += part_sentences
+        labels += part_labels
+        split[split_name] = np.arange(start, start + len(part_sentences))
+        start += len(part_sentences)
+    return SentenceDataset(name, sentences, np.asarray(labels), tuple(classes), split)
+
+
+def folds(dataset: SentenceDataset, *, num_folds: int = 10, dev_fraction: float = 0.1, seed: int = 0) -> list[Fold]:
+    """Kim's protocol: the standard split as one fold, or ``num_folds``-fold cross-validation.
+
+    Where there is no dev set (CV sets, TREC), ``dev_fraction`` of the training part
+    is held out at random for early stopping.
+    """
+    rng = np.random.default_rng(seed)
+    if dataset.split is not None:
+        split = dataset.split
+        if "dev" in split:
+            return [Fold(split["train"], split["dev"], split["test"])]
+        train, dev = _hold_out(split["train"], dev_fraction, rng)
+        return [Fold(train, dev, split["test"])]
+    if num_folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {num_folds}")
+    parts = np.array_split(rng.permutation(len(dataset.sentences)), num_folds)
+    result = []
+    for k, test in enumerate(parts):
+        train, dev = _hold_out(np.concatenate(parts[:k] + parts[k + 1:]), dev_fraction, rng)
+        result.append(Fold(train, dev, np.sort(test)))
+    return result
+
+
+def _hold_out(indices: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    shuffled = rng.permutation(indices)
+    n_dev = max(1, round(fraction * len(indices)))
+    return np.sort(shuffled[n_dev:]), np.sort(shuffled[:n_dev])
+
+
+class LineCorpus:
+    """A whitespace-tokenised text file, one sentence or document per line, read lazily on each pass.
+
+    Re-iterable, so word2vec can stream it once for the vocabulary and once per
+    epoch without holding it in memory.
+    """
+
+    def __init__(self, path: str | Path, *, lowercase: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"corpus file {self.path} not found")
+        self.lowercase = lowercase
+
+    def __iter__(self) -> Iterator[list[str]]:
+        with self.path.open("rb") as f:
+            for raw in f:  # binary mode splits on b"\n" only
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    line = raw.decode("latin-1")
+                tokens = (line.lower() if self.lowercase else line).split()
+                if tokens:
+                    yield tokens
+
+
+class BrownCorpus:
+    """NLTK's ``brown.zip``: each tagged sentence ``word/tag ...`` as a list of words, tags dropped.
+
+    Re-iterable and streamed from the zip file on each pass.
+    """
+
+    def __init__(self, path: str | Path, *, lowercase: bool = False) -> None:
+        self.path = Path(path)
+        if not zipfile.is_zipfile(self.path):
+            raise ValueError(f"{self.path} is not NLTK's brown.zip (not a zip file)")
+        self.lowercase = lowercase
+
+    def __iter__(self) -> Iterator[list[str]]:
+        with zipfile.ZipFile(self.path) as archive:
+            # Text files are brown/ca01 ... brown/cr09; README, CONTENTS and cats.txt are not text.
+            names = sorted(n for n in archive.namelist() if Path(n).name[:1] == "c" and len(Path(n).name) == 4)
+            for name in names:
+                for line in archive.read(name).decode("utf-8").split("\n"):
+                    words = [token.rpartition("/")[0] or token for token in line.split()]
+                    if words:
+                        yield [w.lower() for w in words] if self.lowercase else words
+
+
+class ChainCorpus:
+    """Several re-iterable corpora read one after another (e.g. Brown then Lee)."""
+
+    def __init__(self, *corpora: Iterable[list[str]]) -> None:
+        self.corpora = corpora
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for corpus in self.corpora:
+            yield from corpus

@@ -1,0 +1,114 @@
+"""Sentence datasets and corpora: counts against shared/data's README, Kim's protocol, byte-level line splitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnlab.text.datasets import (
+    DATASETS,
+    BrownCorpus,
+    ChainCorpus,
+    LineCorpus,
+    SentenceDataset,
+    folds,
+    load_dataset,
+    read_lines,
+)
+
+# Class counts and split sizes from shared/data/README.md (and Kim 2014, Table 1). The README
+# counts lines: CR has 2 + 1 and MPQA 1 + 2 blank lines (neg + pos), which are not sentences
+# and are dropped.
+CLASS_COUNTS = {
+    "mr": [5331, 5331],
+    "subj": [5000, 5000],
+    "cr": [1368 - 2, 2407 - 2],
+    "mpqa": [7294 - 2, 3312 - 1],
+}
+SPLITS = {"sst2": (6920, 872, 1821), "sst1": (8544, 1101, 2210), "trec": (5452, None, 500)}
+
+
+@pytest.mark.parametrize("name", sorted(CLASS_COUNTS))
+def test_two_file_datasets_have_the_published_counts(data_dir, name):
+    data = load_dataset(name, data_dir)
+    assert np.bincount(data.labels).tolist() == CLASS_COUNTS[name]
+    assert data.split is None and all(data.sentences)
+
+
+@pytest.mark.parametrize("name", sorted(SPLITS))
+def test_standard_splits_have_the_published_sizes(data_dir, name):
+    data = load_dataset(name, data_dir)
+    train, dev, test = SPLITS[name]
+    assert len(data.split["train"]) == train and len(data.split["test"]) == test
+    assert len(data.split.get("dev", ())) == (dev or 0)
+    assert len(data.labels) == len(data.sentences)
+
+
+def test_trec_uses_the_six_coarse_classes(data_dir):
+    data = load_dataset("trec", data_dir)
+    train = data.labels[data.split["train"]]
+    assert dict(zip(data.classes, np.bincount(train).tolist())) == {
+        "ABBR": 86, "DESC": 1162, "ENTY": 1250, "HUM": 1223, "LOC": 835, "NUM": 896}
+    assert data.sentences[0][0] == "How"  # TREC keeps its case, as in Kim's data
+
+
+def test_sst1_has_five_labels(data_dir):
+    data = load_dataset("sst1", data_dir)
+    assert sorted(set(data.labels.tolist())) == [0, 1, 2, 3, 4] and len(data.classes) == 5
+
+
+def test_lines_split_on_newline_bytes_only(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"caf\xe9 is\x85 fine\nsecond line\n\n")
+    lines = read_lines(path)
+    assert lines == ["caf\xe9 is\x85 fine", "second line"]
+
+
+def test_cross_validation_folds_partition_the_data():
+    data = SentenceDataset("toy", [["w"]] * 103, np.zeros(103, dtype=int), ("a",))
+    parts = folds(data, num_folds=10)
+    assert len(parts) == 10
+    tests = np.concatenate([f.test for f in parts])
+    assert sorted(tests.tolist()) == list(range(103))
+    for fold in parts:
+        union = np.concatenate([fold.train, fold.dev, fold.test])
+        assert sorted(union.tolist()) == list(range(103))
+        assert abs(len(fold.dev) - 0.1 * (103 - len(fold.test))) <= 1
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        folds(data, num_folds=1)
+
+
+def test_trec_dev_is_held_out_of_train(data_dir):
+    data = load_dataset("trec", data_dir)
+    (fold,) = folds(data)
+    assert len(fold.dev) == 545 and len(fold.train) == 5452 - 545
+    assert not set(fold.dev) & set(fold.train)
+    assert set(fold.dev) | set(fold.train) == set(data.split["train"].tolist())
+
+
+def test_unknown_or_missing_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'imdb'; choose one of mr"):
+        load_dataset("imdb", tmp_path)
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        load_dataset("mr", tmp_path)
+    assert set(DATASETS) == {"mr", "sst1", "sst2", "subj", "trec", "cr", "mpqa"}
+
+
+def test_brown_corpus_drops_tags_and_has_the_published_size(data_dir):
+    corpus = BrownCorpus(data_dir / "text-corpus" / "brown.zip")
+    sentences = tokens = 0
+    for sentence in corpus:
+        sentences += 1
+        tokens += len(sentence)
+        if sentences == 1:
+            assert sentence[:4] == ["The", "Fulton", "County", "Grand"]
+    assert (sentences, tokens) == (57340, 1161192)
+
+
+def test_line_corpus_is_reiterable_and_lowercases(tmp_path, data_dir):
+    path = tmp_path / "c.txt"
+    path.write_text("The Cat sat\n\n on the MAT \n")
+    corpus = LineCorpus(path, lowercase=True)
+    assert list(corpus) == [["the", "cat", "sat"], ["on", "the", "mat"]] == list(corpus)
+    lee = LineCorpus(data_dir / "text-corpus" / "lee_background.cor")
+    assert sum(map(len, ChainCorpus(lee))) == 59890

@@ -1,0 +1,154 @@
+"""Kim's CNN: the four variants, padding, the max-norm constraint, pre-trained initialisation, training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab import create_model
+from cnnlab.models.textcnn import TextCNN
+from cnnlab.text.datasets import SentenceDataset
+from cnnlab.text.train_textcnn import TextCNNConfig, run
+from cnnlab.text.vectors import KeyedVectors, embedding_matrix
+from cnnlab.train.checkpoint import load_checkpoint
+
+VOCAB = 40
+
+
+def small(variant: str = "rand", **kw) -> TextCNN:
+    torch.manual_seed(0)
+    embeddings = torch.randn(VOCAB, 8) if variant != "rand" else None
+    return TextCNN(vocab_size=VOCAB, num_classes=3, variant=variant, embed_dim=8, embeddings=embeddings, maps=4, **kw)
+
+
+@pytest.mark.parametrize("variant", ["rand", "static", "non-static", "multichannel"])
+def test_variants_train_the_right_embeddings(variant):
+    model = small(variant)
+    x = torch.randint(1, VOCAB, (5, 9))
+    out = model(x)
+    assert out.shape == (5, 3) and model.num_features == 12
+    out.sum().backward()
+    trainable_embed = model.embed.weight.requires_grad
+    assert trainable_embed == (variant != "static")
+    if variant == "multichannel":
+        assert not model.static_embed.weight.requires_grad
+        assert model.features.convs[0].in_channels == 16
+    else:
+        assert model.static_embed is None
+
+
+def test_pretrained_variants_need_vectors_and_matching_shape():
+    with pytest.raises(ValueError, match="needs pre-trained vectors"):
+        TextCNN(vocab_size=VOCAB, num_classes=2, variant="static")
+    with pytest.raises(ValueError, match="shape"):
+        TextCNN(vocab_size=VOCAB, num_classes=2, variant="static", embeddings=torch.randn(VOCAB + 1, 8))
+    with pytest.raises(ValueError, match="unknown textcnn variant"):
+        TextCNN(vocab_size=VOCAB, num_classes=2, variant="dynamic")
+
+
+def test_short_sentences_are_padded_to_the_widest_filter():
+    model = small().eval()
+    for length in (1, 2, 4):
+        x = torch.randint(1, VOCAB, (2, length))
+        padded = torch.cat([x, torch.zeros(2, 5 - length, dtype=torch.long)], dim=1)
+        torch.testing.assert_close(model(x), model(padded))
+
+
+def test_input_errors_are_one_line():
+    model = small()
+    with pytest.raises(ValueError, match="2-D batch"):
+        model(torch.randint(1, VOCAB, (7,)))
+    with pytest.raises(ValueError, match="int64 token ids"):
+        model(torch.rand(2, 7))
+    with pytest.raises(ValueError, match=r"lie in \[0, 40\)"):
+        model(torch.full((1, 6), VOCAB))
+    with pytest.raises(TypeError):
+        model([[1, 2, 3]])
+
+
+def test_padding_vector_stays_zero_while_training():
+    model = small("non-static")
+    optimizer = torch.optim.Adadelta([p for p in model.parameters() if p.requires_grad])
+    x = torch.tensor([[0, 3, 4, 0, 0, 0], [5, 6, 7, 8, 0, 0]])
+    torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1])).backward()
+    optimizer.step()
+    assert torch.all(model.embed.weight[0] == 0)
+
+
+def test_max_norm_rescales_only_long_weight_rows():
+    model = small()
+    with torch.no_grad():
+        model.head.fc.weight.copy_(torch.tensor([[10.0] * 12, [0.1] * 12, [0.0] * 12]))
+    before = model.head.fc.weight.clone()
+    model.constrain_output_norm(3.0)
+    norms = model.head.fc.weight.detach().norm(dim=1)
+    assert float(norms[0]) == pytest.approx(3.0, rel=1e-4)
+    torch.testing.assert_close(model.head.fc.weight[1:], before[1:])
+
+
+def test_registered_card_and_classifier_interface():
+    model = create_model("textcnn", num_classes=6, vocab_size=100)
+    assert model.card.task == "text" and model.card.min_input_size == 1
+    x = model.example_input(model.card.input_size, batch_size=3)
+    assert x.dtype == torch.long and x.shape == (3, 20)
+    assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (3, 300)
+    model.reset_classifier(4)
+    assert model(x).shape == (3, 4)
+    with pytest.raises(ValueError, match="one channel of token ids"):
+        create_model("textcnn", in_chans=3)
+
+
+def test_missing_words_get_uniform_vectors_with_the_pretrained_variance():
+    generator = torch.Generator().manual_seed(0)
+    pretrained = KeyedVectors(["a", "b", "c"], torch.randn(3, 2000, generator=generator) * 0.4)
+    words = ["<pad>", "a", "zz", "c", "yy"]
+    matrix, found = embedding_matrix(words, pretrained, generator=generator)
+    assert found == 2
+    assert torch.all(matrix[0] == 0)
+    torch.testing.assert_close(matrix[1], pretrained["a"])
+    missing = matrix[[2, 4]]
+    a = float(3 * pretrained.vectors.var()) ** 0.5
+    assert missing.abs().max() <= a
+    assert float(missing.var()) == pytest.approx(float(pretrained.vectors.var()), rel=0.1)
+
+
+def _toy_dataset(n: int = 240) -> SentenceDataset:
+    rng = np.random.default_rng(0)
+    sentences, labels = [], []
+    for i in range(n):
+        label = i % 2
+        cue = ["good", "great"] if label else ["bad", "awful"]
+        filler = [f"w{j}" for j in rng.integers(0, 30, rng.integers(2, 9))]
+        sentences.append(filler[:2] + [cue[i % 4 // 2]] + filler[2:])
+        labels.append(label)
+    return SentenceDataset("toy", sentences, np.asarray(labels), ("neg", "pos"))
+
+
+def test_cross_validation_run_learns_and_writes_a_run_directory(tmp_path):
+    config = TextCNNConfig(epochs=8, embed_dim=16, maps=8, batch_size=10)
+    summary = run(_toy_dataset(), config, num_folds=3, max_folds=2, run_dir=tmp_path, progress=False)
+    assert summary["protocol"] == "folds 1-2 of 3 (CV)"
+    assert len(summary["folds"]) == 2
+    assert summary["test_accuracy_mean"] > 75  # the cue word decides the label; chance is 50
+    assert (tmp_path / "results.json").is_file() and (tmp_path / "fold-1" / "metrics.csv").is_file()
+    checkpoint = load_checkpoint(tmp_path / "fold-0" / "checkpoints" / "best.json")
+    assert checkpoint.meta["metrics"]["test_accuracy"] == summary["folds"][0]["test_accuracy"]
+    assert "features.convs.0.weight" in checkpoint.model_state()
+
+
+def test_a_cross_validation_can_be_split_over_runs():
+    config = TextCNNConfig(epochs=1, embed_dim=8, maps=2)
+    summary = run(_toy_dataset(60), config, num_folds=3, first_fold=2, progress=False)
+    assert summary["protocol"] == "fold 3 of 3 (CV)" and summary["folds"][0]["fold"] == 2
+    with pytest.raises(ValueError, match=r"first_fold \(0-based\) must lie in"):
+        run(_toy_dataset(60), config, num_folds=3, first_fold=3, progress=False)
+
+
+def test_static_run_takes_the_dimension_of_the_vectors(tmp_path):
+    data = _toy_dataset(120)
+    vectors = KeyedVectors(["good", "bad", "w1"], torch.randn(3, 12))
+    config = TextCNNConfig(variant="static", epochs=1, maps=4)
+    summary = run(data, config, vectors=vectors, num_folds=2, max_folds=1, progress=False)
+    assert summary["config"]["embed_dim"] == 12
+    assert summary["words_with_vectors"] == 3

@@ -1,0 +1,146 @@
+"""word2vec: the Huffman tree, sub-sampling, the learning-rate schedule, learning on a toy corpus, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.text.datasets import LineCorpus
+from cnnlab.text.word2vec import HuffmanTree, Word2Vec
+
+
+def topic_corpus(sentences: int = 400, seed: int = 0) -> list[list[str]]:
+    """Two topics whose words never share a sentence: animals and vehicles."""
+    rng = np.random.default_rng(seed)
+    topics = [[f"animal{i}" for i in range(6)], [f"vehicle{i}" for i in range(6)]]
+    return [list(rng.choice(topics[i % 2], size=8)) for i in range(sentences)]
+
+
+def within_minus_across(model: Word2Vec) -> float:
+    wv = model.wv
+    within = np.mean([wv.similarity(f"animal{i}", f"animal{j}") for i in range(6) for j in range(i)])
+    across = np.mean([wv.similarity(f"animal{i}", f"vehicle{j}") for i in range(6) for j in range(6)])
+    return within - across
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(sg=True), dict(sg=False), dict(sg=True, hs=True, negative=0), dict(sg=False, hs=True, negative=0),
+     dict(sg=False, cbow_mean=False, alpha=0.01)],
+    ids=["sg-ns", "cbow-ns", "sg-hs", "cbow-hs", "cbow-sum"],
+)
+def test_learns_topics(options):
+    model = Word2Vec(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, batch_words=48, **options)
+    model.fit(topic_corpus())
+    assert within_minus_across(model) > 0.5
+    losses = [h.loss for h in model.history]
+    assert losses[-1] < losses[0]
+
+
+def test_same_seed_same_vectors():
+    runs = [Word2Vec(vector_size=8, min_count=1, epochs=1, seed=3, sg=True).fit(topic_corpus(60)) for _ in range(2)]
+    assert torch.equal(runs[0].syn0, runs[1].syn0)
+
+
+def test_huffman_codes_are_prefix_free_and_frequent_words_are_shallow():
+    counts = np.array([50, 20, 10, 10, 5, 3, 1, 1])
+    tree = HuffmanTree.build(counts)
+    depth = tree.mask.sum(1).long()
+    codes = ["".join(str(int(c)) for c in tree.codes[i, : depth[i]]) for i in range(len(counts))]
+    assert all(not b.startswith(a) for a in codes for b in codes if a != b)
+    assert depth[0] == 1 and depth[-1] == depth.max()
+    assert all(depth[:-1] <= depth[1:])
+    assert torch.all(tree.mask.sum(1) >= 1)
+    # A Huffman code minimises sum(count * depth), which equals the sum of the merged weights:
+    # 2 + 5 + 10 + 20 + 30 + 50 + 100 = 217 for these counts.
+    assert int((torch.from_numpy(counts) * depth).sum()) == 217
+    assert tree.points.max() == len(counts) - 2  # inner nodes 0 .. V-2
+    with pytest.raises(ValueError, match="at least 2 words"):
+        HuffmanTree.build(np.array([4]))
+
+
+def test_divergence_is_reported_not_silent():
+    # A dozen words in chunks of 1,000: every row gets hundreds of summed updates at once.
+    model = Word2Vec(vector_size=16, min_count=1, sample=0, epochs=3, batch_words=1000, sg=True)
+    with pytest.raises(ValueError, match="diverged .* lower alpha or batch_words"):
+        model.fit(topic_corpus())
+
+
+def test_subsampling_keeps_rare_words_and_thins_frequent_ones():
+    corpus = [["the"] * 90 + ["rare"]] * 10
+    model = Word2Vec(min_count=1, sample=1e-2)
+    model.build_vocab(corpus)
+    keep = dict(zip(model.vocab.words, model._keep_prob.tolist()))
+    t = 1e-2 * 910
+    assert keep["rare"] == 1.0
+    assert keep["the"] == pytest.approx((np.sqrt(900 / t) + 1) * t / 900, rel=1e-5)
+
+
+def test_learning_rate_decays_linearly_to_the_floor():
+    model = Word2Vec(min_count=1, epochs=2, alpha=0.05, min_alpha=0.01, batch_words=40, sg=True, vector_size=4)
+    corpus = topic_corpus(100)
+    model.build_vocab(corpus)
+    alphas = []
+    step = model._train_chunk
+    model._train_chunk = lambda ids, sents, alpha: (alphas.append(alpha), step(ids, sents, alpha))[1]
+    model.train(corpus)
+    assert alphas[0] == 0.05 and all(a >= b for a, b in zip(alphas, alphas[1:]))
+    assert 0.01 <= alphas[-1] < 0.0115
+    assert np.allclose(np.diff(alphas), np.diff(alphas)[0], rtol=1e-6)  # equal chunks, equal decrements
+
+
+def test_streams_a_corpus_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(" ".join(s) for s in topic_corpus()))
+    model = Word2Vec(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, sg=True, batch_words=48)
+    model.fit(LineCorpus(path))
+    assert model.history[0].words == 400 * 8
+    assert within_minus_across(model) > 0.5
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="corpus is empty"):
+        Word2Vec().fit([[], []])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match="corpus is empty"):
+        Word2Vec().fit(LineCorpus(empty))
+    with pytest.raises(ValueError, match="vocabulary is empty: no word occurs min_count=5"):
+        Word2Vec(min_count=5).fit([["a", "b", "a"]])
+    with pytest.raises(TypeError, match="not a generator"):
+        Word2Vec(min_count=1).fit(s for s in [["a", "b"]])
+    with pytest.raises(ValueError, match="negative sampling"):
+        Word2Vec(negative=0)
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        Word2Vec(window=0)
+    with pytest.raises(ValueError, match="build_vocab"):
+        Word2Vec().train([["a"]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_trains_on_gpu():
+    model = Word2Vec(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, sg=True, device="cuda",
+                     batch_words=48)
+    model.fit(topic_corpus())
+    assert model.syn0.is_cuda and within_minus_across(model) > 0.5
+
+
+def test_command_line_writes_a_vector_file(tmp_path, capsys):
+    from cnnlab.cli import main
+    from cnnlab.text.vectors import KeyedVectors
+
+    rng = np.random.default_rng(0)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(f"w{i}" for i in rng.integers(0, 300, 12)) for _ in range(300)))
+    out = tmp_path / "vectors.bin"
+    args = ["text", "word2vec", str(corpus), "--out", str(out), "--sg", "--size", "8", "--min-count", "2",
+            "--epochs", "1", "--binary"]
+    assert main(args) == 0
+    vectors = KeyedVectors.load_word2vec_format(out, binary=True)
+    assert vectors.vector_size == 8 and len(vectors) == 300
+    assert "words/s" in capsys.readouterr().out
+    assert main(["text", "word2vec", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["text", "train", "textcnn", "--dataset", "imdb", "--data-dir", str(tmp_path)]) == 2
+    assert "unknown dataset 'imdb'" in capsys.readouterr().err
