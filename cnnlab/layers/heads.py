@@ -10,12 +10,14 @@ class ClassifierHead(nn.Module):
     """Global average pooling, dropout, then the class layer.
 
     With ``num_classes=0`` the class layer is an identity and the head returns the
-    pooled features.
+    pooled features. ``pool=False`` is for features that arrive pooled already
+    (Kim's max-over-time).
     """
 
-    def __init__(self, num_features: int, num_classes: int, dropout: float = 0.0) -> None:
+    def __init__(self, num_features: int, num_classes: int, dropout: float = 0.0, pool: bool = True) -> None:
         super().__init__()
         self.num_features = num_features
+        self.pool = pool
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc: nn.Module = nn.Identity()
         self.reset(num_classes)
@@ -33,10 +35,13 @@ class ClassifierHead(nn.Module):
     def structure(self) -> str:
         """The row of a paper-style table, e.g. "global average pool, 1000-d fc"."""
         width = self.fc.out_features if isinstance(self.fc, nn.Linear) else self.num_features
-        return f"global average pool, {width}-d fc"
+        parts = ["global average pool"] if self.pool else []
+        if isinstance(self.drop, nn.Dropout):
+            parts.append(f"dropout {self.drop.p:g}")
+        return ", ".join([*parts, f"{width}-d fc"])
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if x.dim() == 4:
+        if self.pool:
             x = x.mean((2, 3))
         x = self.drop(x)
         return x if pre_logits else self.fc(x)

@@ -224,7 +224,7 @@ def googlenet_aux(in_chans: int, num_classes: int) -> AuxClassifier:
         paper_average_pool(4), relu_conv(in_chans, 128, 1), nn.Flatten(), nn.Linear(128 * 4 * 4, 1024),
         nn.ReLU(inplace=True),
     )
-    return AuxClassifier(body, ClassifierHead(1024, num_classes, dropout=0.7))
+    return AuxClassifier(body, ClassifierHead(1024, num_classes, dropout=0.7, pool=False))
 
 
 def max_pool() -> nn.MaxPool2d:

@@ -109,7 +109,7 @@ class TextCNN(ImageClassifier):
             self._embedding(vocab_size, embed_dim, embeddings, rand_scale, frozen=True) if channels == 2 else None
         )
         self.features = MaxOverTimeConv(channels * embed_dim, widths, maps)
-        self.head = ClassifierHead(self.features.num_features, num_classes, dropout)
+        self.head = ClassifierHead(self.features.num_features, num_classes, dropout, pool=False)
 
     @staticmethod
     def _embedding(
