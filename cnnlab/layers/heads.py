@@ -6,6 +6,22 @@ import torch
 from torch import nn
 
 
+def class_layer(num_features: int, num_classes: int, *, conv: bool = False) -> nn.Module:
+    """A fresh class layer: N(0, 0.01) weights and zero biases, or an identity for 0 classes.
+
+    Args:
+        conv: a 1x1 convolution instead of a linear layer (VGG's dense evaluation).
+    """
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+    if not num_classes:
+        return nn.Identity()
+    layer = nn.Conv2d(num_features, num_classes, 1) if conv else nn.Linear(num_features, num_classes)
+    nn.init.normal_(layer.weight, 0.0, 0.01)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class ClassifierHead(nn.Module):
     """Global average pooling, dropout, then the class layer.
 
@@ -24,12 +40,7 @@ class ClassifierHead(nn.Module):
 
     def reset(self, num_classes: int) -> None:
         """Replaces the class layer with a fresh one for ``num_classes`` classes."""
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        if num_classes:
-            nn.init.normal_(self.fc.weight, 0.0, 0.01)
-            nn.init.zeros_(self.fc.bias)
+        self.fc = class_layer(self.num_features, num_classes)
 
     @property
     def structure(self) -> str:

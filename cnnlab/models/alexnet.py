@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.layers.lrn import LocalResponseNorm
+from cnnlab.layers import LocalResponseNorm, class_layer
 from cnnlab.models.base import ImageClassifier
 from cnnlab.registry import ModelCard, Paper, register_model
 
@@ -61,12 +61,7 @@ class FullyConnectedHead(nn.Module):
 
     def reset(self, num_classes: int) -> None:
         """Replaces fc8 with a fresh N(0, 0.01) layer for ``num_classes`` classes."""
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        self.fc8 = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        if num_classes:
-            nn.init.normal_(self.fc8.weight, 0.0, 0.01)
-            nn.init.zeros_(self.fc8.bias)
+        self.fc8 = class_layer(self.num_features, num_classes)
 
     @property
     def structure(self) -> str:

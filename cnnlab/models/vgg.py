@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import nn
 
-from cnnlab.layers import ConvBnAct, he_init
+from cnnlab.layers import ConvBnAct, class_layer, he_init
 from cnnlab.layers.lrn import LocalResponseNorm
 from cnnlab.models.alexnet import FullyConnectedHead
 from cnnlab.models.base import ImageClassifier
@@ -81,12 +81,7 @@ class DenseHead(nn.Module):
 
     def reset(self, num_classes: int) -> None:
         """Replaces the class layer (conv8) with a fresh N(0, 0.01) one."""
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        self.conv8 = nn.Conv2d(self.num_features, num_classes, 1) if num_classes else nn.Identity()
-        if num_classes:
-            nn.init.normal_(self.conv8.weight, 0.0, 0.01)
-            nn.init.zeros_(self.conv8.bias)
+        self.conv8 = class_layer(self.num_features, num_classes, conv=True)
 
     @property
     def structure(self) -> str:
