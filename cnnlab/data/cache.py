@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from cnnlab.data.dataset import ImageDataset, cache_root
+from cnnlab.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +64,6 @@ def save_cached(slug: str, key: str, dataset: ImageDataset, **extra: str) -> Non
     payload = save({"images": dataset.images.contiguous(), "labels": dataset.labels.contiguous()}, metadata=meta)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(payload)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, payload)
     except OSError as err:
         log.warning("could not write the dataset cache %s (%s); set CNNLAB_CACHE to a writable folder", path, err)
