@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.models.textcnn import KIM_TABLE2
-from cnnlab.text.datasets import load_dataset
+from cnnlab.text.datasets import TOKENIZERS, load_dataset
 from cnnlab.text.train_textcnn import TextCNNConfig, run
 from cnnlab.text.vectors import KeyedVectors
 
@@ -36,13 +36,14 @@ def main() -> None:
     parser.add_argument("--max-folds", type=int)
     parser.add_argument("--first-fold", type=int, default=0, help="0-based; split a long CV over several runs")
     parser.add_argument("--patience", type=int)
+    parser.add_argument("--tokenize", choices=TOKENIZERS, default="kim")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=os.environ.get("CNNLAB_DATA", "../shared/data"))
     parser.add_argument("--results", default="benchmarks/results/kim_cnn.jsonl")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = load_dataset(args.dataset, args.data_dir, tokenize=args.tokenize)
     vectors = KeyedVectors.load_word2vec_format(args.vectors, binary=True) if args.vectors else None
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     for variant in args.variants:
@@ -54,6 +55,7 @@ def main() -> None:
             "dataset": args.dataset, "variant": variant, "protocol": summary["protocol"], "epochs": args.epochs,
             "test_accuracy_mean": summary["test_accuracy_mean"], "test_accuracy_std": summary["test_accuracy_std"],
             "paper": KIM_TABLE2[variant].get(args.dataset), "vectors": args.vectors, "seed": args.seed,
+            "tokenize": args.tokenize,
             "words_with_vectors": summary["words_with_vectors"], "vocab_size": summary["vocab_size"],
             "folds": summary["folds"], "wall_s": time.perf_counter() - start, "threads": args.threads,
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",

@@ -12,6 +12,7 @@ from cnnlab.text.datasets import SentenceDataset
 from cnnlab.text.train_textcnn import TextCNNConfig, run
 from cnnlab.text.vectors import KeyedVectors, embedding_matrix
 from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.train.optim import LazyAdadelta
 
 VOCAB = 40
 
@@ -74,6 +75,31 @@ def test_padding_vector_stays_zero_while_training():
     torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1])).backward()
     optimizer.step()
     assert torch.all(model.embed.weight[0] == 0)
+
+
+@pytest.mark.parametrize("variant", ["rand", "multichannel"])
+def test_lazy_adadelta_on_sparse_gradients_equals_dense_adadelta(variant):
+    dense, lazy = small(variant), small(variant, sparse_grad=True)
+    optimizers = [torch.optim.Adadelta([p for p in dense.parameters() if p.requires_grad], rho=0.95, eps=1e-6),
+                  LazyAdadelta([p for p in lazy.parameters() if p.requires_grad], rho=0.95, eps=1e-6)]
+    generator = torch.Generator().manual_seed(1)
+    for step in range(12):
+        # Every third batch draws from a few words only, so most rows sit out several steps.
+        x = torch.randint(1, VOCAB if step % 3 else 6, (4, 7), generator=generator)
+        y = torch.randint(0, 3, (4,), generator=generator)
+        for model, optimizer in zip((dense, lazy), optimizers):
+            model.eval()  # no dropout: both models must see the same function
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    assert lazy.embed.weight.grad.is_sparse
+    for (name, a), b in zip(dense.state_dict().items(), lazy.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_lazy_adadelta_checks_its_arguments():
+    with pytest.raises(ValueError, match="0 <= rho < 1"):
+        LazyAdadelta([torch.nn.Parameter(torch.zeros(2))], rho=1.0)
 
 
 def test_max_norm_rescales_only_long_weight_rows():

@@ -75,6 +75,9 @@ class TextCNN(ImageClassifier):
         dropout: dropout rate before the output layer.
         rand_scale: ``rand`` draws vectors from U[-a, a] with this ``a``; 0.25 in
             Kim's code, which gives about the variance of the word2vec vectors.
+        sparse_grad: give the trained embedding sparse gradients (rows of the
+            batch's words only), for an optimiser that takes them such as
+            :class:`cnnlab.train.optim.LazyAdadelta`.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class TextCNN(ImageClassifier):
         maps: int = 100,
         dropout: float = 0.5,
         rand_scale: float = 0.25,
+        sparse_grad: bool = False,
     ) -> None:
         super().__init__(in_chans=1, num_classes=num_classes)
         if variant not in VARIANTS:
@@ -104,6 +108,7 @@ class TextCNN(ImageClassifier):
         self.variant = variant
         self.vocab_size = vocab_size
         self.embed = self._embedding(vocab_size, embed_dim, embeddings, rand_scale, frozen=variant == "static")
+        self.embed.sparse = sparse_grad
         channels = 2 if variant == "multichannel" else 1
         self.static_embed = (
             self._embedding(vocab_size, embed_dim, embeddings, rand_scale, frozen=True) if channels == 2 else None
