@@ -10,7 +10,7 @@ questions-words.txt (all, and split by the answer word's corpus count: rare < 10
 the libraries so that a load change on the shared machine hits both; the throughput
 ratio is median(gensim seconds) / median(cnnlab seconds).
 
-    python benchmarks/word2vec_vs_gensim.py --runs 3 --threads 1
+    python benchmarks/word2vec_vs_gensim.py --runs 3 --threads 2 [--backend torch]
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ PARAMS = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, a
 RARE = 100  # an analogy question is "rare" when its answer word occurs fewer times in the corpus
 
 
-def train_cnnlab(corpus, sg: bool, seed: int) -> tuple[KeyedVectors, float, dict[str, int]]:
-    model = Word2Vec(sg=sg, seed=seed, **PARAMS)
+def train_cnnlab(corpus, sg: bool, seed: int, workers: int, backend: str) -> tuple[KeyedVectors, float, dict[str, int]]:
+    model = Word2Vec(sg=sg, seed=seed, workers=workers, backend=backend, **PARAMS)
     model.build_vocab(corpus)
     start = time.perf_counter()
     model.train(corpus)
@@ -91,7 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("CNNLAB_DATA", "../shared/data"))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for cnnlab and gensim workers")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="cnnlab workers (native) or torch threads (torch), and gensim workers")
+    parser.add_argument("--backend", choices=["native", "torch"], default="native")
     parser.add_argument("--archs", nargs="+", default=["sg", "cbow"])
     parser.add_argument("--results", default="benchmarks/results/word2vec_vs_gensim.json")
     args = parser.parse_args()
@@ -99,7 +101,7 @@ def main() -> None:
     data = Path(args.data_dir)
     corpus = list(ChainCorpus(BrownCorpus(data / "text-corpus" / "brown.zip", lowercase=True),
                               LineCorpus(data / "text-corpus" / "lee_background.cor", lowercase=True)))
-    report = {"params": PARAMS, "threads": args.threads, "runs": args.runs, "sentences": len(corpus),
+    report = {"params": PARAMS, "threads": args.threads, "backend": args.backend, "runs": args.runs, "sentences": len(corpus),
               "tokens": sum(map(len, corpus)), "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "archs": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +110,7 @@ def main() -> None:
             runs = {"cnnlab": [], "gensim": []}
             question_files = None
             for run in range(args.runs):
-                wv, seconds, counts = train_cnnlab(corpus, sg, seed=run + 1)
+                wv, seconds, counts = train_cnnlab(corpus, sg, seed=run + 1, workers=args.threads, backend=args.backend)
                 words = sum(counts.values()) * PARAMS["epochs"]
                 question_files = question_files or split_questions(data / "word-eval" / "questions-words.txt",
                                                                    counts, Path(tmp))

@@ -6,8 +6,23 @@ import numpy as np
 import pytest
 import torch
 
+from cnnlab.text import native
 from cnnlab.text.datasets import LineCorpus
+from cnnlab.text.native import ChunkTrainer, NativeUnavailable
 from cnnlab.text.word2vec import HuffmanTree, Word2Vec
+
+
+def _native_reason() -> str | None:
+    try:
+        native.load_kernel()
+    except NativeUnavailable as err:
+        return str(err)
+    return None
+
+
+NATIVE_MISSING = _native_reason()
+BACKENDS = [pytest.param("native", marks=pytest.mark.skipif(NATIVE_MISSING is not None, reason=f"{NATIVE_MISSING}")),
+            "torch"]
 
 
 def topic_corpus(sentences: int = 400, seed: int = 0) -> list[list[str]]:
@@ -30,17 +45,63 @@ def within_minus_across(model: Word2Vec) -> float:
      dict(sg=False, cbow_mean=False, alpha=0.01)],
     ids=["sg-ns", "cbow-ns", "sg-hs", "cbow-hs", "cbow-sum"],
 )
-def test_learns_topics(options):
-    model = Word2Vec(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, batch_words=48, **options)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_learns_topics(options, backend):
+    model = Word2Vec(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, batch_words=48,
+                     backend=backend, **options)
     model.fit(topic_corpus())
     assert within_minus_across(model) > 0.5
     losses = [h.loss for h in model.history]
     assert losses[-1] < losses[0]
 
 
-def test_same_seed_same_vectors():
-    runs = [Word2Vec(vector_size=8, min_count=1, epochs=1, seed=3, sg=True).fit(topic_corpus(60)) for _ in range(2)]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_seed_same_vectors(backend):
+    runs = [Word2Vec(vector_size=8, min_count=1, epochs=1, seed=seed, sg=True, backend=backend).fit(topic_corpus(60))
+            for seed in (3, 3, 4)]
     assert torch.equal(runs[0].syn0, runs[1].syn0)
+    assert not torch.equal(runs[0].syn0, runs[2].syn0)
+
+
+@pytest.mark.skipif(NATIVE_MISSING is not None, reason=f"{NATIVE_MISSING}")
+def test_native_threads_train_chunks_in_parallel():
+    model = Word2Vec(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, batch_words=48, sg=True,
+                     workers=2)
+    model.fit(topic_corpus())
+    assert model.backend == "native" and within_minus_across(model) > 0.5
+    assert model.history[0].words == 400 * 8
+
+
+@pytest.mark.skipif(NATIVE_MISSING is not None, reason=f"{NATIVE_MISSING}")
+def test_both_backends_count_the_loss_alike():
+    # At a tiny learning rate the output vectors stay at zero, so each logistic term costs
+    # ln 2 and a pair costs (1 + negatives) ln 2, less the few noise draws equal to the target.
+    rng = np.random.default_rng(0)
+    corpus = [[f"w{i}" for i in rng.integers(0, 200, 10)] for _ in range(20)]
+    for backend in ("native", "torch"):
+        model = Word2Vec(vector_size=4, window=2, min_count=1, sample=0, epochs=1, negative=3, sg=True,
+                         alpha=1e-6, min_alpha=1e-6, backend=backend)
+        model.fit(corpus)
+        assert model.history[0].loss == pytest.approx(4 * np.log(2), rel=0.02)
+
+
+def test_backend_choice_and_fallback(monkeypatch, tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown backend 'cython'; choose one of auto, native, torch"):
+        Word2Vec(backend="cython")
+    with pytest.raises(ValueError, match="native backend runs on the CPU, not meta"):
+        Word2Vec(backend="native", device="meta")
+    assert Word2Vec(device="meta").backend == "torch"
+    # No compiler: "auto" says so and falls back; "native" is an error.
+    native.load_kernel.cache_clear()
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    try:
+        assert Word2Vec().backend == "torch"
+        assert "slower torch backend: cannot run the C compiler" in capsys.readouterr().err
+        with pytest.raises(NativeUnavailable, match="cannot run the C compiler"):
+            Word2Vec(backend="native")
+    finally:
+        native.load_kernel.cache_clear()
 
 
 def test_huffman_codes_are_prefix_free_and_frequent_words_are_shallow():
@@ -62,7 +123,7 @@ def test_huffman_codes_are_prefix_free_and_frequent_words_are_shallow():
 
 def test_divergence_is_reported_not_silent():
     # A dozen words in chunks of 1,000: every row gets hundreds of summed updates at once.
-    model = Word2Vec(vector_size=16, min_count=1, sample=0, epochs=3, batch_words=1000, sg=True)
+    model = Word2Vec(vector_size=16, min_count=1, sample=0, epochs=3, batch_words=1000, sg=True, backend="torch")
     with pytest.raises(ValueError, match="diverged .* lower alpha or batch_words"):
         model.fit(topic_corpus())
 
@@ -77,13 +138,20 @@ def test_subsampling_keeps_rare_words_and_thins_frequent_ones():
     assert keep["the"] == pytest.approx((np.sqrt(900 / t) + 1) * t / 900, rel=1e-5)
 
 
-def test_learning_rate_decays_linearly_to_the_floor():
-    model = Word2Vec(min_count=1, epochs=2, alpha=0.05, min_alpha=0.01, batch_words=40, sg=True, vector_size=4)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_learning_rate_decays_linearly_to_the_floor(backend, monkeypatch):
+    model = Word2Vec(min_count=1, epochs=2, alpha=0.05, min_alpha=0.01, batch_words=40, sg=True, vector_size=4,
+                     backend=backend)
     corpus = topic_corpus(100)
     model.build_vocab(corpus)
     alphas = []
-    step = model._train_chunk
-    model._train_chunk = lambda ids, sents, alpha: (alphas.append(alpha), step(ids, sents, alpha))[1]
+    if backend == "torch":
+        step = model._train_chunk
+        model._train_chunk = lambda ids, sents, alpha: (alphas.append(alpha), step(ids, sents, alpha))[1]
+    else:
+        train = ChunkTrainer.train
+        monkeypatch.setattr(ChunkTrainer, "train",
+                            lambda self, w, o, alpha, seed: (alphas.append(alpha), train(self, w, o, alpha, seed))[1])
     model.train(corpus)
     assert alphas[0] == 0.05 and all(a >= b for a, b in zip(alphas, alphas[1:]))
     assert 0.01 <= alphas[-1] < 0.0115
@@ -144,3 +212,12 @@ def test_command_line_writes_a_vector_file(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["text", "train", "textcnn", "--dataset", "imdb", "--data-dir", str(tmp_path)]) == 2
     assert "unknown dataset 'imdb'" in capsys.readouterr().err
+
+
+def test_alias_table_reproduces_the_noise_distribution_exactly():
+    weights = np.array([50, 20, 10, 10, 5, 3, 1, 1], dtype=float) ** 0.75
+    prob, alias = native.alias_table(weights)
+    # Slot k gives k with probability prob[k] and alias[k] otherwise, each slot 1/n of the draws.
+    drawn = prob.astype(float).copy()
+    np.add.at(drawn, alias, 1 - prob)
+    assert np.allclose(drawn / len(weights), weights / weights.sum(), atol=1e-6)

@@ -28,7 +28,7 @@ def _word2vec(args: argparse.Namespace) -> int:
     model = Word2Vec(
         sg=args.sg, vector_size=args.size, window=args.window, negative=0 if args.hs else args.negative,
         hs=args.hs, min_count=args.min_count, sample=args.sample, epochs=args.epochs, alpha=args.alpha,
-        seed=args.seed, device=args.device, progress=True,
+        seed=args.seed, device=args.device, backend=args.backend, workers=args.threads or 1, progress=True,
     )
     model.fit(corpus)
     model.wv.save_word2vec_format(args.out, binary=args.binary)
@@ -36,7 +36,7 @@ def _word2vec(args: argparse.Namespace) -> int:
     words = sum(s.words for s in stats)
     seconds = sum(s.seconds for s in stats)
     print(f"{len(model.vocab)} words x {args.size} -> {args.out} "
-          f"({'skip-gram' if args.sg else 'CBOW'}, {args.epochs} epochs, {words / seconds:,.0f} words/s, "
+          f"({'skip-gram' if args.sg else 'CBOW'}, {model.backend} backend, {args.epochs} epochs, {words / seconds:,.0f} words/s, "
           f"final loss {stats[-1].loss:.4f})")
     return 0
 
@@ -49,7 +49,7 @@ def _train_textcnn(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or os.environ.get("CNNLAB_DATA")
     if not data_dir:
         raise ValueError("where are the datasets? give --data-dir DIR or set CNNLAB_DATA (the shared/data folder)")
-    dataset = load_dataset(args.dataset, data_dir)
+    dataset = load_dataset(args.dataset, data_dir, tokenize=args.tokenize)
     vectors = None
     if args.vectors:
         vectors = KeyedVectors.load_word2vec_format(args.vectors, binary=_is_binary(args.vectors))
@@ -104,7 +104,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--binary", action="store_true", help="write the binary format")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, help="CPU threads (1 is fastest on a busy shared machine)")
+    p.add_argument("--threads", type=int, help="CPU threads: native workers, or torch's threads (default 1)")
+    p.add_argument("--backend", default="auto", choices=("auto", "native", "torch"),
+                   help="native: compiled loop, CPU (auto's choice there); torch: tensor code, CPU or GPU")
     p.set_defaults(func=_word2vec, sg=False)
 
     train = sub.add_parser("train", help="train a text model")
@@ -121,4 +123,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--patience", type=int, help="stop after this many epochs without a better dev accuracy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tokenize", default="kim", choices=("kim", "split"),
+                   help="kim: re-tokenise as Kim's code does (default); split: the files' own tokens")
     p.set_defaults(func=_train_textcnn)

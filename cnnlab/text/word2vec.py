@@ -10,35 +10,49 @@ the unigram distribution raised to 0.75; a Huffman tree for hierarchical softmax
 a learning rate decaying linearly to ``min_alpha`` over all epochs; inputs
 initialised U[-0.5/d, 0.5/d] and outputs at zero.
 
-Speed comes from batching, not from a dense optimizer. The corpus is streamed in
-chunks of about ``batch_words`` words; for each chunk the (input, target) pairs,
+Two backends train the same model. ``native`` (the default on CPU) is the C
+tool's loop: pair by pair, plain SGD, in a small C kernel compiled on first use
+(:mod:`cnnlab.text.native`), with ``workers`` threads training chunks of
+``batch_words`` words at once without locks, as the C tool's threads do. Each
+chunk gets the learning rate of its place in the run, as in gensim.
+
+``torch`` (for GPUs, and the fallback where no C compiler is found) batches
+instead. For each chunk of about ``batch_words`` words the (input, target) pairs,
 the negatives and the tree paths are built with vectorised tensor operations, the
 gradients of the logistic losses are written by hand, and only the rows that were
-used are updated, with ``index_add_`` (plain SGD as in the C tool). All pairs in a
-chunk see the parameters as they were at its start, much as the C tool's threads
-see each other's updates late; small chunks keep this close to sequential SGD.
-One departure from the C tool: in skip-gram the negatives are drawn once per centre
-word and shared by its context words, so that one batched product scores a whole
-window. On Brown + Lee this matches gensim's accuracy (benchmarks/word2vec_vs_gensim.md).
+used are updated, with ``index_add_``. All pairs in a chunk see the parameters as
+they were at its start, so chunks must be small to stay close to sequential SGD.
+One departure from the C tool: in skip-gram the negatives are drawn once per
+centre word and shared by its context words, so that one batched product scores a
+whole window. On Brown + Lee both backends match gensim's accuracy
+(benchmarks/word2vec_vs_gensim.md).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnlab.text.native import ChunkTrainer, NativeUnavailable, load_kernel
 from cnnlab.text.vectors import KeyedVectors
 from cnnlab.text.vocab import Vocab
 
 Corpus = Iterable[Sequence[str]]
+BACKENDS = ("auto", "native", "torch")
+# Words per chunk when batch_words is not given: a thread's unit of work for the
+# native loop (gensim's default), a stable size for the torch backend's summed updates.
+DEFAULT_BATCH_WORDS = {"native": 10_000, "torch": 1_000}
 
 
 @dataclass
@@ -120,11 +134,16 @@ class Word2Vec:
         min_alpha: the floor the learning rate decays to.
         epochs: passes over the corpus.
         seed: seeds the initial vectors and every random draw.
-        batch_words: words (before sub-sampling) per vectorised chunk. Updates within a chunk
-            are summed, so a chunk should hold few copies of each word: 1,000 is stable on the
-            Brown corpus (15k words) at alpha 0.025, 10,000 diverges; a toy vocabulary of a
-            dozen words needs a few dozen.
+        batch_words: words (before sub-sampling) per chunk; None for the backend's default
+            (:data:`DEFAULT_BATCH_WORDS`). For ``torch``, updates within a chunk are summed, so a
+            chunk should hold few copies of each word: 1,000 is stable on the Brown corpus (15k
+            words) at alpha 0.025, 10,000 diverges; a toy vocabulary of a dozen words needs a few
+            dozen. For ``native`` it only sets how often the learning rate is updated.
         device: where the vectors live and the arithmetic runs ("cpu", "cuda").
+        backend: ``native`` (compiled loop, CPU only), ``torch`` (batched tensor code, CPU or
+            GPU), or ``auto``: native on CPU where a C compiler is found, else torch.
+        workers: threads of the native loop. One gives the same vectors for the same seed;
+            more are faster but, as in gensim, not repeatable.
         progress: print words/s and loss to stderr while training.
 
     Example:
@@ -147,14 +166,16 @@ class Word2Vec:
     min_alpha: float = 1e-4
     epochs: int = 5
     seed: int = 1
-    batch_words: int = 1_000
+    batch_words: int | None = None
     device: str | torch.device = "cpu"
+    backend: str = "auto"
+    workers: int = 1
     progress: bool = False
     history: list[EpochStats] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("vector_size", "window", "min_count", "epochs", "batch_words"):
-            if getattr(self, name) < 1:
+        for name in ("vector_size", "window", "min_count", "epochs", "batch_words", "workers"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.negative < 0 or (self.negative == 0 and not self.hs):
             raise ValueError("train with negative sampling (negative >= 1), hierarchical softmax (hs=True), or both")
@@ -163,7 +184,27 @@ class Word2Vec:
         if self.sample < 0:
             raise ValueError(f"sample must be >= 0, got {self.sample}")
         self.device = torch.device(self.device)
+        self.backend = self._choose_backend()
+        if self.batch_words is None:
+            self.batch_words = DEFAULT_BATCH_WORDS[self.backend]
         self.vocab: Vocab | None = None
+
+    def _choose_backend(self) -> str:
+        """The backend that will run: ``auto`` resolved, ``native`` checked against the device."""
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.backend == "torch" or (self.backend == "auto" and self.device.type != "cpu"):
+            return "torch"
+        if self.device.type != "cpu":
+            raise ValueError(f"the native backend runs on the CPU, not {self.device}: use backend='torch'")
+        try:
+            load_kernel()
+        except NativeUnavailable as err:
+            if self.backend == "native":
+                raise
+            print(f"cnnlab: word2vec uses the slower torch backend: {err}", file=sys.stderr)
+            return "torch"
+        return "native"
 
     # -- vocabulary and parameters ------------------------------------------------
 
@@ -181,6 +222,7 @@ class Word2Vec:
             keep = torch.ones_like(counts)
         self._keep_prob = keep.clamp(max=1).float().to(dev)
         noise = counts**self.ns_exponent
+        self._noise_weights = noise.numpy()
         self._noise_cdf = (noise.cumsum(0) / noise.sum()).float().to(dev)
         init_gen = torch.Generator().manual_seed(self.seed)
         self.syn0 = ((torch.rand(size, dim, generator=init_gen) - 0.5) / dim).to(dev)
@@ -214,29 +256,79 @@ class Word2Vec:
         if self.vocab is None:
             raise ValueError("call build_vocab(sentences) before train")
         _check_reiterable(sentences)
-        total = self.epochs * self.vocab.total
-        done = 0
         self.history = []
+        run_epoch = self._torch_epoch
+        if self.backend == "native":
+            run_epoch = functools.partial(self._native_epoch, self._chunk_trainer())
+        done = 0
         for epoch in range(self.epochs):
-            stats, start, shown = EpochStats(), time.perf_counter(), 0.0
-            for ids, sentence_ids, words in self._chunks(sentences):
-                alpha = max(self.min_alpha, self.alpha - (self.alpha - self.min_alpha) * done / total)
-                loss, pairs = self._train_chunk(ids, sentence_ids, alpha)
-                self._check_converging(loss, pairs, epoch)
-                done += words
-                stats.words += words
-                stats.pairs += pairs
-                stats.loss_sum += loss
-                stats.seconds = time.perf_counter() - start
-                if self.progress and stats.seconds - shown > 1.0:
-                    shown = stats.seconds
-                    self._show(epoch, stats, done / total, alpha)
+            stats = EpochStats()
+            start = time.perf_counter()
+            done = run_epoch(sentences, epoch, done, stats, start)
             stats.loss_sum = float(stats.loss_sum)
             stats.seconds = time.perf_counter() - start
             self.history.append(stats)
             if self.progress:
-                self._show(epoch, stats, done / total, alpha, end="\n")
+                self._show(epoch, stats, done / self._total_words, self._alpha(done), end="\n")
         return self.history
+
+    @property
+    def _total_words(self) -> int:
+        return self.epochs * self.vocab.total
+
+    def _alpha(self, done: int) -> float:
+        """The learning rate after ``done`` words: linear from ``alpha`` to ``min_alpha`` over the run."""
+        return max(self.min_alpha, self.alpha - (self.alpha - self.min_alpha) * done / self._total_words)
+
+    def _record(self, stats: EpochStats, epoch: int, done: int, words: int, loss: float, pairs: int,
+                start: float) -> None:
+        """Adds a finished chunk to the epoch's stats, stops a diverging run, and shows progress."""
+        self._check_converging(loss, pairs, epoch)
+        shown = stats.seconds
+        stats.words += words
+        stats.pairs += pairs
+        stats.loss_sum += loss
+        stats.seconds = time.perf_counter() - start
+        if self.progress and int(stats.seconds) > int(shown):
+            self._show(epoch, stats, done / self._total_words, self._alpha(done))
+
+    def _torch_epoch(self, sentences: Corpus, epoch: int, done: int, stats: EpochStats, start: float) -> int:
+        for ids, sentence_ids, words in self._chunks(sentences):
+            loss, pairs = self._train_chunk(ids, sentence_ids, self._alpha(done))
+            done += words
+            self._record(stats, epoch, done, words, loss, pairs, start)
+        return done
+
+    def _native_epoch(
+        self, trainer: ChunkTrainer, sentences: Corpus, epoch: int, done: int, stats: EpochStats, start: float
+    ) -> int:
+        """Chunks go to ``workers`` threads; the main thread reads and encodes the next ones meanwhile."""
+        pending: deque[tuple[Future, int]] = deque()
+        with ThreadPoolExecutor(self.workers) as pool:
+            for number, (encoded, words) in enumerate(self._encoded_chunks(sentences)):
+                offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+                np.cumsum([len(a) for a in encoded], out=offsets[1:])
+                seed = (self.seed << 40) + (epoch << 24) + number
+                job = pool.submit(trainer.train, np.concatenate(encoded).astype(np.int32), offsets,
+                                  self._alpha(done), seed)
+                pending.append((job, words))
+                done += words
+                while len(pending) > 2 * self.workers or (pending and pending[0][0].done()):
+                    job, words = pending.popleft()
+                    self._record(stats, epoch, done, words, *job.result(), start)
+            for job, words in pending:
+                self._record(stats, epoch, done, words, *job.result(), start)
+        return done
+
+    def _chunk_trainer(self) -> ChunkTrainer:
+        tree = None
+        if self.tree is not None:
+            tree = (self.tree.points.numpy(), self.tree.codes.numpy(), self.tree.mask.sum(1).numpy())
+        return ChunkTrainer(
+            syn0=self.syn0, syn1neg=self.syn1neg, syn1=self.syn1 if self.tree is not None else None,
+            keep_prob=self._keep_prob.numpy(), noise_weights=self._noise_weights, tree=tree, sg=self.sg,
+            cbow_mean=self.cbow_mean, window=self.window, negative=self.negative,
+        )
 
     def _check_converging(self, loss: torch.Tensor, pairs: int, epoch: int) -> None:
         per_pair = float(loss) / max(pairs, 1)
@@ -254,8 +346,8 @@ class Word2Vec:
             end=end, file=sys.stderr, flush=True,
         )
 
-    def _chunks(self, sentences: Corpus) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        """(word ids, sentence number of each word, word count), about ``batch_words`` words at a time."""
+    def _encoded_chunks(self, sentences: Corpus) -> Iterator[tuple[list[np.ndarray], int]]:
+        """(word ids of each sentence, word count), about ``batch_words`` words at a time."""
         ids: list[np.ndarray] = []
         words = 0
         for sentence in sentences:
@@ -264,9 +356,14 @@ class Word2Vec:
                 ids.append(encoded)
                 words += len(encoded)
             if words >= self.batch_words:
-                yield self._to_tensors(ids, words)
+                yield ids, words
                 ids, words = [], 0
         if words:
+            yield ids, words
+
+    def _chunks(self, sentences: Corpus) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """(word ids, sentence number of each word, word count) as tensors, for the torch backend."""
+        for ids, words in self._encoded_chunks(sentences):
             yield self._to_tensors(ids, words)
 
     def _to_tensors(self, ids: list[np.ndarray], words: int) -> tuple[torch.Tensor, torch.Tensor, int]:

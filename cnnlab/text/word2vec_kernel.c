@@ -1,0 +1,205 @@
+/* The CPU training loop of cnnlab.text.word2vec (backend "native").
+ *
+ * One call trains one chunk of sentences with plain SGD, pair by pair, as the
+ * word2vec C tool does: sub-sampling, a dynamic window, skip-gram or CBOW, and
+ * negative sampling and/or hierarchical softmax. The vector tables belong to the
+ * caller (PyTorch tensors) and are updated in place. Several threads may train
+ * different chunks at once without locks, as the C tool's threads do; with one
+ * thread a run is deterministic for a given seed.
+ *
+ * Built by cnnlab/text/native.py with the machine's C compiler and loaded
+ * with ctypes, which releases the GIL for the duration of a call.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Beyond |x| = SIGMOID_BOUND, sigmoid is 0 or 1 to within 3.4e-4. */
+#define SIGMOID_BOUND 8.0f
+#define TABLE_SIZE 4096
+
+static float sigmoid_table[TABLE_SIZE + 1];
+static float log_sigmoid_table[TABLE_SIZE + 1];
+
+/* Mirrors the ctypes Structure in native.py, field for field. */
+typedef struct {
+    float *syn0;            /* (vocab, dim) input vectors */
+    float *syn1neg;         /* (vocab, dim) output vectors of negative sampling, or NULL */
+    float *syn1;            /* (vocab - 1, dim) inner-node vectors of the Huffman tree, or NULL */
+    const float *keep_prob; /* (vocab) probability of keeping a word when sub-sampling */
+    const float *noise_prob;/* (vocab) alias-method table of the noise distribution: keep probability */
+    const int32_t *noise_alias; /* (vocab) and the word drawn otherwise */
+    const int32_t *points;  /* (vocab, depth) inner nodes on each word's path */
+    const uint8_t *codes;   /* (vocab, depth) branch taken at each node */
+    const int32_t *path_len;/* (vocab) nodes on each word's path */
+    int64_t vocab_size;
+    int64_t dim;
+    int64_t depth;
+    int32_t sg;
+    int32_t cbow_mean;
+    int32_t window;
+    int32_t negative;
+} Model;
+
+void w2v_init_tables(void) {
+    for (int i = 0; i <= TABLE_SIZE; i++) {
+        float x = (2.0f * i / TABLE_SIZE - 1.0f) * SIGMOID_BOUND;
+        sigmoid_table[i] = 1.0f / (1.0f + expf(-x));
+        log_sigmoid_table[i] = logf(sigmoid_table[i]);
+    }
+}
+
+static inline int table_index(float x) {
+    return (int)((x / SIGMOID_BOUND + 1.0f) * (TABLE_SIZE / 2) + 0.5f);
+}
+
+static inline float sigmoid(float x) {
+    if (x <= -SIGMOID_BOUND) return 0.0f;
+    if (x >= SIGMOID_BOUND) return 1.0f;
+    return sigmoid_table[table_index(x)];
+}
+
+static inline float log_sigmoid(float x) {
+    if (x <= -SIGMOID_BOUND) return x; /* log(1 / (1 + e^-x)) -> x */
+    if (x >= SIGMOID_BOUND) return 0.0f;
+    return log_sigmoid_table[table_index(x)];
+}
+
+/* SplitMix64: a small, fast generator with a 64-bit state per chunk. */
+static inline uint64_t next_random(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline float uniform(uint64_t *state) { return (float)(next_random(state) >> 40) * (1.0f / 16777216.0f); }
+
+/* Walker's alias method: one draw picks a slot (high 32 bits) and a coin (low 32 bits). */
+static inline int64_t noise_word(const Model *m, uint64_t *state) {
+    uint64_t r = next_random(state);
+    int64_t slot = (int64_t)(((r >> 32) * (uint64_t)m->vocab_size) >> 32);
+    float coin = (float)(r & 0xFFFFFFFFULL) * (1.0f / 4294967296.0f);
+    return coin < m->noise_prob[slot] ? slot : m->noise_alias[slot];
+}
+
+static inline float dot(const float *a, const float *b, int64_t n) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline void axpy(float *y, float a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* One logistic term: h predicts `label` at output vector `out`. Accumulates h's step
+ * into `grad_h`, updates `out`, and returns the term's loss. */
+static inline float logistic_step(float *out, const float *h, float *grad_h, float label, float alpha, int64_t dim) {
+    float score = dot(h, out, dim);
+    float g = (label - sigmoid(score)) * alpha;
+    axpy(grad_h, g, out, dim);
+    axpy(out, g, h, dim);
+    return -log_sigmoid(label > 0.5f ? score : -score);
+}
+
+/* h predicts word `target`: its Huffman path and/or itself against `negative` noise words. */
+static float output_step(const Model *m, const float *h, int64_t target, float *grad_h, float alpha,
+                         uint64_t *state) {
+    float loss = 0.0f;
+    int64_t dim = m->dim;
+    if (m->syn1 != NULL) {
+        const int32_t *points = m->points + target * m->depth;
+        const uint8_t *codes = m->codes + target * m->depth;
+        for (int32_t d = 0; d < m->path_len[target]; d++) /* label 1 - code, the C tool's convention */
+            loss += logistic_step(m->syn1 + (int64_t)points[d] * dim, h, grad_h, 1.0f - codes[d], alpha, dim);
+    }
+    if (m->syn1neg != NULL) {
+        loss += logistic_step(m->syn1neg + target * dim, h, grad_h, 1.0f, alpha, dim);
+        for (int32_t d = 0; d < m->negative; d++) {
+            int64_t word = noise_word(m, state);
+            if (word != target) /* a draw of the target itself is skipped, as in the C tool */
+                loss += logistic_step(m->syn1neg + word * dim, h, grad_h, 0.0f, alpha, dim);
+        }
+    }
+    return loss;
+}
+
+static float skipgram_sentence(const Model *m, const int32_t *words, int64_t n, float alpha, float *grad_h,
+                               uint64_t *state, int64_t *pairs) {
+    float loss = 0.0f;
+    int64_t dim = m->dim;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t reach = 1 + (int64_t)(next_random(state) % (uint64_t)m->window);
+        int64_t first = i > reach ? i - reach : 0, last = i + reach < n - 1 ? i + reach : n - 1;
+        for (int64_t j = first; j <= last; j++) {
+            if (j == i) continue;
+            /* The context word's input vector predicts the centre word (as in the C tool). */
+            float *h = m->syn0 + (int64_t)words[j] * dim;
+            memset(grad_h, 0, dim * sizeof(float));
+            loss += output_step(m, h, words[i], grad_h, alpha, state);
+            axpy(h, 1.0f, grad_h, dim);
+            (*pairs)++;
+        }
+    }
+    return loss;
+}
+
+static float cbow_sentence(const Model *m, const int32_t *words, int64_t n, float alpha, float *grad_h,
+                           float *h, uint64_t *state, int64_t *pairs) {
+    float loss = 0.0f;
+    int64_t dim = m->dim;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t reach = 1 + (int64_t)(next_random(state) % (uint64_t)m->window);
+        int64_t first = i > reach ? i - reach : 0, last = i + reach < n - 1 ? i + reach : n - 1;
+        int64_t count = last - first; /* the window less the centre */
+        if (count == 0) continue;
+        memset(h, 0, dim * sizeof(float));
+        for (int64_t j = first; j <= last; j++)
+            if (j != i) axpy(h, 1.0f, m->syn0 + (int64_t)words[j] * dim, dim);
+        if (m->cbow_mean)
+            for (int64_t k = 0; k < dim; k++) h[k] /= (float)count;
+        memset(grad_h, 0, dim * sizeof(float));
+        loss += output_step(m, h, words[i], grad_h, alpha, state);
+        /* Averaged context: every word takes the whole step; summed: a share of it. */
+        float share = m->cbow_mean ? 1.0f : 1.0f / (float)count;
+        for (int64_t j = first; j <= last; j++)
+            if (j != i) axpy(m->syn0 + (int64_t)words[j] * dim, share, grad_h, dim);
+        (*pairs)++;
+    }
+    return loss;
+}
+
+/* Trains the sentences words[offsets[s] : offsets[s + 1]], s < n_sentences, at learning
+ * rate alpha. Returns the summed loss; *pairs gets the (input, target) pairs trained,
+ * or -1 if memory ran out. */
+double w2v_train_chunk(const Model *m, const int32_t *words, const int64_t *offsets, int64_t n_sentences,
+                       float alpha, uint64_t seed, int64_t *pairs) {
+    int64_t longest = 0;
+    for (int64_t s = 0; s < n_sentences; s++)
+        if (offsets[s + 1] - offsets[s] > longest) longest = offsets[s + 1] - offsets[s];
+    int32_t *kept = malloc((longest + 1) * sizeof(int32_t));
+    float *buffers = malloc(2 * m->dim * sizeof(float));
+    *pairs = 0;
+    if (kept == NULL || buffers == NULL) {
+        free(kept);
+        free(buffers);
+        *pairs = -1;
+        return 0.0;
+    }
+    uint64_t state = seed;
+    double loss = 0.0;
+    for (int64_t s = 0; s < n_sentences; s++) {
+        int64_t n = 0;
+        for (int64_t i = offsets[s]; i < offsets[s + 1]; i++)
+            if (uniform(&state) < m->keep_prob[words[i]]) kept[n++] = words[i];
+        if (m->sg)
+            loss += skipgram_sentence(m, kept, n, alpha, buffers, &state, pairs);
+        else
+            loss += cbow_sentence(m, kept, n, alpha, buffers, buffers + m->dim, &state, pairs);
+    }
+    free(kept);
+    free(buffers);
+    return loss;
+}
