@@ -102,6 +102,14 @@ def test_lazy_adadelta_checks_its_arguments():
         LazyAdadelta([torch.nn.Parameter(torch.zeros(2))], rho=1.0)
 
 
+def test_initialisation_is_kims():
+    model = small()
+    for conv in model.features.convs:
+        assert conv.weight.abs().max() <= 0.01 and conv.weight.std() > 0.004 and not conv.bias.any()
+    assert not model.head.fc.weight.any() and not model.head.fc.bias.any()
+    assert model.embed.weight[1:].abs().max() <= 0.25
+
+
 def test_max_norm_rescales_only_long_weight_rows():
     model = small()
     with torch.no_grad():

@@ -17,6 +17,10 @@ The input is a ``(batch, length)`` LongTensor of token ids, id 0 being padding
 is padded on the right with id 0 up to that width, so any length >= 1 works; this
 is why the card's ``min_input_size`` is 1. Training code pads each side with
 ``width - 1`` zeros as Kim's code does (see ``cnnlab.text.train_textcnn``).
+
+The paper does not give the initialisation; Kim's released code does, and it is
+used here: convolution weights U[-0.01, 0.01] (the code's choice for ReLU units),
+convolution biases zero, and the output layer (a logistic regression) all zero.
 """
 
 from __future__ import annotations
@@ -115,6 +119,16 @@ class TextCNN(ImageClassifier):
         )
         self.features = MaxOverTimeConv(channels * embed_dim, widths, maps)
         self.head = ClassifierHead(self.features.num_features, num_classes, dropout, pool=False)
+        self._init_as_kim()
+
+    @torch.no_grad()
+    def _init_as_kim(self) -> None:
+        """Kim's code's initialisation (see the module docstring)."""
+        for conv in self.features.convs:
+            conv.weight.uniform_(-0.01, 0.01)
+            conv.bias.zero_()
+        self.head.fc.weight.zero_()
+        self.head.fc.bias.zero_()
 
     @staticmethod
     def _embedding(

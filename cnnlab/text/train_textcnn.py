@@ -1,14 +1,15 @@
 """Training Kim's CNN with the paper's recipe and protocol.
 
-Kim (2014), Section 3: Adadelta (rho 0.95, eps 1e-6; lazily over the embedding's rows,
-which gives the same updates), shuffled mini-batches of 50,
+Kim (2014), Section 3: Adadelta (rho 0.95, eps 1e-6; run lazily over the
+embedding's rows, which gives the same updates), shuffled mini-batches of 50,
 dropout 0.5, an L2 max-norm of 3 on the output layer's weight vectors, early
 stopping on a dev set (the test accuracy reported is the one at the epoch with the
-best dev accuracy). The vocabulary is every word of the dataset, as in Kim's code;
-with pre-trained vectors, words they lack are drawn from U[-a, a] with the
-pre-trained variance (:func:`cnnlab.text.vectors.embedding_matrix`). Sentences
-are padded with ``width - 1`` zeros on each side, as Kim's code does, and to the
-longest sentence of the batch.
+best dev accuracy, the later one on a tie, as in Kim's code). The vocabulary is
+every word of the dataset, as in Kim's code; with pre-trained vectors, words they
+lack are drawn from U[-a, a] with the pre-trained variance
+(:func:`cnnlab.text.vectors.embedding_matrix`). Sentences are padded with
+``width - 1`` zeros on each side, as Kim's code does, and to the longest sentence
+of the batch.
 
 A run directory holds ``vocab.txt``, per fold ``fold-K/metrics.csv`` and the best
 checkpoint ``fold-K/checkpoints/best.json`` (safetensors + JSON, written
@@ -155,7 +156,7 @@ def train_fold(
         row = {"epoch": epoch, "train_loss": loss_sum / len(order), "dev_accuracy": accuracy(model, *dev),
                "elapsed_s": time.perf_counter() - start}
         history.append(row)
-        if row["dev_accuracy"] > best[0]:
+        if row["dev_accuracy"] >= best[0]:  # a tie moves to the later epoch, as in Kim's code
             best, since_best = (row["dev_accuracy"], epoch), 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:

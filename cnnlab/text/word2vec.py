@@ -305,12 +305,12 @@ class Word2Vec:
         """Chunks go to ``workers`` threads; the main thread reads and encodes the next ones meanwhile."""
         pending: deque[tuple[Future, int]] = deque()
         with ThreadPoolExecutor(self.workers) as pool:
-            for number, (encoded, words) in enumerate(self._encoded_chunks(sentences)):
-                offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-                np.cumsum([len(a) for a in encoded], out=offsets[1:])
+            for number, (ids, lengths) in enumerate(self._encoded_chunks(sentences)):
+                offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
                 seed = (self.seed << 40) + (epoch << 24) + number
-                job = pool.submit(trainer.train, np.concatenate(encoded).astype(np.int32), offsets,
-                                  self._alpha(done), seed)
+                job = pool.submit(trainer.train, ids, offsets, self._alpha(done), seed)
+                words = len(ids)
                 pending.append((job, words))
                 done += words
                 while len(pending) > 2 * self.workers or (pending and pending[0][0].done()):
@@ -346,30 +346,32 @@ class Word2Vec:
             end=end, file=sys.stderr, flush=True,
         )
 
-    def _encoded_chunks(self, sentences: Corpus) -> Iterator[tuple[list[np.ndarray], int]]:
-        """(word ids of each sentence, word count), about ``batch_words`` words at a time."""
-        ids: list[np.ndarray] = []
-        words = 0
+    def _encoded_chunks(self, sentences: Corpus) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(int32 ids of about ``batch_words`` words, int64 length of each of their sentences), chunk by chunk.
+
+        Out-of-vocabulary words are dropped, and sentences left empty with them. The ids
+        of a chunk go into one list and one array, as per-sentence arrays cost more than
+        the native kernel's training of them.
+        """
+        get = self.vocab.index.get
+        ids: list[int] = []
+        lengths: list[int] = []
         for sentence in sentences:
-            encoded = self.vocab.encode(sentence)
-            if len(encoded):
-                ids.append(encoded)
-                words += len(encoded)
-            if words >= self.batch_words:
-                yield ids, words
-                ids, words = [], 0
-        if words:
-            yield ids, words
+            known = [i for i in map(get, sentence) if i is not None]
+            if known:
+                ids += known
+                lengths.append(len(known))
+            if len(ids) >= self.batch_words:
+                yield np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64)
+                ids, lengths = [], []
+        if ids:
+            yield np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64)
 
     def _chunks(self, sentences: Corpus) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         """(word ids, sentence number of each word, word count) as tensors, for the torch backend."""
-        for ids, words in self._encoded_chunks(sentences):
-            yield self._to_tensors(ids, words)
-
-    def _to_tensors(self, ids: list[np.ndarray], words: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        lengths = torch.tensor([len(a) for a in ids])
-        sentence_ids = torch.repeat_interleave(torch.arange(len(ids)), lengths)
-        return torch.from_numpy(np.concatenate(ids)).to(self.device), sentence_ids.to(self.device), words
+        for ids, lengths in self._encoded_chunks(sentences):
+            sentence_ids = torch.repeat_interleave(torch.arange(len(lengths)), torch.from_numpy(lengths))
+            yield torch.from_numpy(ids).long().to(self.device), sentence_ids.to(self.device), len(ids)
 
     def _rand(self, *shape: int) -> torch.Tensor:
         return torch.rand(shape, generator=self._gen, device=self.device)
