@@ -194,7 +194,8 @@ def test_trains_on_gpu():
     assert model.syn0.is_cuda and within_minus_across(model) > 0.5
 
 
-def test_command_line_writes_a_vector_file(tmp_path, capsys):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_command_line_writes_a_vector_file(tmp_path, capsys, backend):
     from cnnlab.cli import main
     from cnnlab.text.vectors import KeyedVectors
 
@@ -203,11 +204,11 @@ def test_command_line_writes_a_vector_file(tmp_path, capsys):
     corpus.write_text("\n".join(" ".join(f"w{i}" for i in rng.integers(0, 300, 12)) for _ in range(300)))
     out = tmp_path / "vectors.bin"
     args = ["text", "word2vec", str(corpus), "--out", str(out), "--sg", "--size", "8", "--min-count", "2",
-            "--epochs", "1", "--binary"]
+            "--epochs", "1", "--binary", "--backend", backend, "--threads", "1"]
     assert main(args) == 0
     vectors = KeyedVectors.load_word2vec_format(out, binary=True)
     assert vectors.vector_size == 8 and len(vectors) == 300
-    assert "words/s" in capsys.readouterr().out
+    assert f"{backend} backend" in capsys.readouterr().out
     assert main(["text", "word2vec", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["text", "train", "textcnn", "--dataset", "imdb", "--data-dir", str(tmp_path)]) == 2
