@@ -309,15 +309,14 @@ class Word2Vec:
                 offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
                 np.cumsum(lengths, out=offsets[1:])
                 seed = (self.seed << 40) + (epoch << 24) + number
-                job = pool.submit(trainer.train, ids, offsets, self._alpha(done), seed)
-                words = len(ids)
-                pending.append((job, words))
-                done += words
+                pending.append((pool.submit(trainer.train, ids, offsets, self._alpha(done), seed), len(ids)))
+                done += len(ids)
+                # Collect finished chunks in order; wait when 2 per worker are queued.
                 while len(pending) > 2 * self.workers or (pending and pending[0][0].done()):
-                    job, words = pending.popleft()
-                    self._record(stats, epoch, done, words, *job.result(), start)
-            for job, words in pending:
-                self._record(stats, epoch, done, words, *job.result(), start)
+                    finished, words = pending.popleft()
+                    self._record(stats, epoch, done, words, *finished.result(), start)
+            for finished, words in pending:
+                self._record(stats, epoch, done, words, *finished.result(), start)
         return done
 
     def _chunk_trainer(self) -> ChunkTrainer:
