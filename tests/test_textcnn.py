@@ -1,4 +1,4 @@
-"""Kim's CNN: the four variants, padding, the max-norm constraint, pre-trained initialisation, training."""
+"""Kim's CNN: the four variants, padding, dropout, the max-norm constraint, pre-trained initialisation, training."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from cnnlab import create_model
+from cnnlab.layers import ClassicDropout
 from cnnlab.models.textcnn import TextCNN
 from cnnlab.text.datasets import SentenceDataset
-from cnnlab.text.train_textcnn import TextCNNConfig, run
+from cnnlab.text.train_textcnn import TextCNNConfig, collate, run
 from cnnlab.text.vectors import KeyedVectors, embedding_matrix
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.optim import LazyAdadelta
@@ -54,6 +55,31 @@ def test_short_sentences_are_padded_to_the_widest_filter():
         x = torch.randint(1, VOCAB, (2, length))
         padded = torch.cat([x, torch.zeros(2, 5 - length, dtype=torch.long)], dim=1)
         torch.testing.assert_close(model(x), model(padded))
+
+
+def test_a_prediction_does_not_depend_on_the_batch():
+    model = small().eval()
+    with torch.no_grad():  # every word lowers every map, so a window of padding alone holds the max
+        model.embed.weight.abs_()
+        for conv in model.features.convs:
+            conv.weight.uniform_(-1.0, 0.0)
+            conv.bias.uniform_(0.5, 1.0)
+        model.head.fc.weight.normal_()
+    short, long = torch.randint(1, VOCAB, (3,)), torch.randint(1, VOCAB, (12,))
+    alone = model(collate([short], width=5))
+    beside_a_longer_one = model(collate([short, long], width=5))[:1]
+    torch.testing.assert_close(alone, beside_a_longer_one)
+
+
+def test_dropout_is_the_papers():
+    x = torch.rand(200, 300) + 1
+    drop = ClassicDropout(0.5)
+    y = drop(x)
+    kept = y != 0
+    assert 0.4 < kept.float().mean() < 0.6
+    torch.testing.assert_close(y[kept], x[kept])  # no 1 / (1 - p) while training
+    torch.testing.assert_close(drop.eval()(x), 0.5 * x)  # the keep probability at test time
+    assert isinstance(small().head.drop, ClassicDropout)
 
 
 def test_input_errors_are_one_line():

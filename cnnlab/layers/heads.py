@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -22,19 +23,40 @@ def class_layer(num_features: int, num_classes: int, *, conv: bool = False) -> n
     return layer
 
 
+class ClassicDropout(nn.Dropout):
+    """Dropout as first published (Hinton et al. 2012; Kim 2014, Section 2.1).
+
+    Training zeroes units with probability ``p`` and leaves the others as they are;
+    evaluation multiplies every unit by the keep probability ``1 - p``. The expected
+    output is that of ``nn.Dropout``, which instead scales the kept units by
+    ``1 / (1 - p)`` while training. What differs is the scale of the weights after
+    it: here they are the paper's training-time weights (twice PyTorch's at
+    ``p = 0.5``), and that matters where a rule acts on them, such as Kim's max-norm
+    ``||w|| <= 3`` and the steps Adadelta takes.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, self.training) * (1 - self.p)
+
+
 class ClassifierHead(nn.Module):
     """Global average pooling, dropout, then the class layer.
 
     With ``num_classes=0`` the class layer is an identity and the head returns the
     pooled features. ``pool=False`` is for features that arrive pooled already
-    (Kim's max-over-time).
+    (Kim's max-over-time). ``classic_dropout=True`` takes :class:`ClassicDropout`
+    instead of PyTorch's inverted dropout.
     """
 
-    def __init__(self, num_features: int, num_classes: int, dropout: float = 0.0, pool: bool = True) -> None:
+    def __init__(
+        self, num_features: int, num_classes: int, dropout: float = 0.0, pool: bool = True,
+        classic_dropout: bool = False,
+    ) -> None:
         super().__init__()
         self.num_features = num_features
         self.pool = pool
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        dropout_type = ClassicDropout if classic_dropout else nn.Dropout
+        self.drop = dropout_type(dropout) if dropout > 0 else nn.Identity()
         self.fc: nn.Module = nn.Identity()
         self.reset(num_classes)
 

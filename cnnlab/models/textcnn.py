@@ -15,12 +15,18 @@ variants differ only in the embedding (Section 3.1):
 The input is a ``(batch, length)`` LongTensor of token ids, id 0 being padding
 (a zero vector that is never trained). A sentence shorter than the widest filter
 is padded on the right with id 0 up to that width, so any length >= 1 works; this
-is why the card's ``min_input_size`` is 1. Training code pads each side with
-``width - 1`` zeros as Kim's code does (see ``cnnlab.text.train_textcnn``).
+is why the card's ``min_input_size`` is 1. The training code pads as Kim's code
+does (see :func:`cnnlab.text.train_textcnn.collate`).
 
 The paper does not give the initialisation; Kim's released code does, and it is
 used here: convolution weights U[-0.01, 0.01] (the code's choice for ReLU units),
 convolution biases zero, and the output layer (a logistic regression) all zero.
+
+Dropout is the paper's (:class:`cnnlab.layers.ClassicDropout`): kept units are not
+rescaled while training, and the output layer's input is scaled by 0.5 at test
+time. So the output weights are the paper's ``w``, on which the max-norm
+``||w|| <= 3`` acts; with PyTorch's inverted dropout the same bound would allow
+weights twice as long, and Adadelta would step in another scale.
 """
 
 from __future__ import annotations
@@ -118,7 +124,9 @@ class TextCNN(ImageClassifier):
             self._embedding(vocab_size, embed_dim, embeddings, rand_scale, frozen=True) if channels == 2 else None
         )
         self.features = MaxOverTimeConv(channels * embed_dim, widths, maps)
-        self.head = ClassifierHead(self.features.num_features, num_classes, dropout, pool=False)
+        self.head = ClassifierHead(
+            self.features.num_features, num_classes, dropout, pool=False, classic_dropout=True
+        )
         self._init_as_kim()
 
     @torch.no_grad()
