@@ -87,6 +87,11 @@ def evaluate(wv: KeyedVectors, eval_dir: Path, question_files: dict[str, Path]) 
     return result
 
 
+def _mean_and_error(values: list[float]) -> tuple[float, float]:
+    error = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+    return statistics.fmean(values), error
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("CNNLAB_DATA", "../shared/data"))
@@ -122,7 +127,10 @@ def main() -> None:
                 print(arch, run, json.dumps({k: v[-1] for k, v in runs.items()}), flush=True)
             medians = {lib: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for lib, rs in runs.items()}
             medians["throughput_ratio"] = medians["gensim"]["seconds"] / medians["cnnlab"]["seconds"]
-            report["archs"][arch] = {"median": medians, "runs": runs}
+            # Seeds move the accuracies by several points: the mean and its standard error say
+            # whether a gap between the libraries is larger than that noise.
+            means = {lib: {k: _mean_and_error([r[k] for r in rs]) for k in rs[0]} for lib, rs in runs.items()}
+            report["archs"][arch] = {"median": medians, "mean_and_standard_error": means, "runs": runs}
             print(arch, json.dumps(medians), flush=True)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(json.dumps(report, indent=1))
