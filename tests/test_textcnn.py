@@ -66,8 +66,8 @@ def test_a_prediction_does_not_depend_on_the_batch():
             conv.bias.uniform_(0.5, 1.0)
         model.head.fc.weight.normal_()
     short, long = torch.randint(1, VOCAB, (3,)), torch.randint(1, VOCAB, (12,))
-    alone = model(collate([short], width=5))
-    beside_a_longer_one = model(collate([short, long], width=5))[:1]
+    alone = model(collate([short]))
+    beside_a_longer_one = model(collate([short, long]))[:1]
     torch.testing.assert_close(alone, beside_a_longer_one)
 
 

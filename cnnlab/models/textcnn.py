@@ -13,10 +13,15 @@ variants differ only in the embedding (Section 3.1):
   that is one convolution over the two embeddings stacked along the feature axis.
 
 The input is a ``(batch, length)`` LongTensor of token ids, id 0 being padding
-(a zero vector that is never trained). A sentence shorter than the widest filter
-is padded on the right with id 0 up to that width, so any length >= 1 works; this
-is why the card's ``min_input_size`` is 1. The training code pads as Kim's code
-does (see :func:`cnnlab.text.train_textcnn.collate`).
+(a zero vector that is never trained); a batch of sentences of several lengths is
+padded at the end with id 0. The model pads as Kim's code does: ``width - 1`` ids
+before each sentence and at least ``width`` after it (``width`` the widest filter).
+Kim pads every sentence to the dataset's longest plus as many again, so every
+sentence but the longest has a window of padding alone, for every filter width,
+and its pooled features are at least ReLU(bias); padding inside the model gives
+the same windows without that fixed length. Any further padding only repeats that
+window, so a sentence's prediction does not depend on its batch, and any length
+>= 1 works: this is why the card's ``min_input_size`` is 1.
 
 The paper does not give the initialisation; Kim's released code does, and it is
 used here: convolution weights U[-0.01, 0.01] (the code's choice for ReLU units),
@@ -176,9 +181,10 @@ class TextCNN(ImageClassifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Token ids (N, L) -> pooled features (N, maps * widths)."""
-        short = max(self.features.widths) - x.shape[1]
-        if short > 0:
-            x = F.pad(x, (0, short), value=PAD_ID)
+        # Kim's padding: width - 1 ids before the sentence and at least width after it, so
+        # every sentence has a window of padding alone, whatever else pads its batch.
+        width = max(self.features.widths)
+        x = F.pad(x, (width - 1, width), value=PAD_ID)
         emb = self.embed(x)
         if self.static_embed is not None:
             emb = torch.cat([self.static_embed(x), emb], dim=2)

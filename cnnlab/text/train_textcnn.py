@@ -7,9 +7,8 @@ stopping on a dev set (the test accuracy reported is the one at the epoch with t
 best dev accuracy, the later one on a tie, as in Kim's code). The vocabulary is
 every word of the dataset, as in Kim's code; with pre-trained vectors, words they
 lack are drawn from U[-a, a] with the pre-trained variance
-(:func:`cnnlab.text.vectors.embedding_matrix`). Sentences are padded as
-:func:`collate` says, so that each one is classified as in Kim's code, whatever
-batch it is in.
+(:func:`cnnlab.text.vectors.embedding_matrix`). Padding is the model's
+(:mod:`cnnlab.models.textcnn`), as in Kim's code, whatever batch a sentence is in.
 
 A run directory holds ``vocab.txt``, per fold ``fold-K/metrics.csv`` and the best
 checkpoint ``fold-K/checkpoints/best.json`` (safetensors + JSON, written
@@ -97,20 +96,9 @@ def build_model(
     return model, found
 
 
-def collate(sentences: list[torch.Tensor], width: int) -> torch.Tensor:
-    """A batch of sentences padded for filters up to ``width`` wide.
-
-    Kim's code puts ``width - 1`` padding ids before each sentence and pads it to
-    the longest sentence of the dataset plus as many again, so every sentence but
-    the longest has a window of padding alone, for every filter width, and its
-    pooled features are at least ReLU(bias). Here each sentence gets ``width - 1``
-    ids before it and at least ``width`` after it (the rest up to the batch's
-    longest): the same windows, without padding every batch to the dataset's
-    longest sentence. Any more padding only repeats that all-padding window, so a
-    sentence's prediction does not depend on the batch it is in.
-    """
-    padded = [F.pad(s, (width - 1, width), value=PAD_ID) for s in sentences]
-    return pad_sequence(padded, batch_first=True, padding_value=PAD_ID)
+def collate(sentences: list[torch.Tensor]) -> torch.Tensor:
+    """A batch of sentences, padded at the end to the longest (the model adds Kim's margins)."""
+    return pad_sequence(sentences, batch_first=True, padding_value=PAD_ID)
 
 
 @torch.no_grad()
@@ -118,11 +106,10 @@ def accuracy(model: TextCNN, sentences: list[torch.Tensor], labels: torch.Tensor
     """Fraction of sentences classified correctly (batched by similar length)."""
     model.eval()
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    width = max(model.features.widths)
     correct = 0
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        x = collate([sentences[i] for i in index], width)
+        x = collate([sentences[i] for i in index])
         correct += int((model(x).argmax(1) == labels[index]).sum())
     return correct / len(sentences)
 
@@ -143,7 +130,6 @@ def train_fold(
     # Lazy Adadelta: dense Adadelta's result, at the cost of the batch's rows of the embedding.
     optimizer = LazyAdadelta(params, lr=1.0, rho=config.rho, eps=config.eps)
     generator = torch.Generator().manual_seed(config.seed + fold_number)
-    width = max(config.widths)
     pick = lambda index: ([sentences[i] for i in index], labels[index])  # noqa: E731
     dev, test = pick(fold.dev), pick(fold.test)
     best_state, best = None, (-1.0, 0)
@@ -155,7 +141,7 @@ def train_fold(
         loss_sum = 0.0
         for first in range(0, len(order), config.batch_size):
             x_list, y = pick(order[first : first + config.batch_size].tolist())
-            loss = F.cross_entropy(model(collate(x_list, width)), y)
+            loss = F.cross_entropy(model(collate(x_list)), y)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"non-finite loss {float(loss)} at epoch {epoch} of fold {fold_number}")
             optimizer.zero_grad(set_to_none=True)
