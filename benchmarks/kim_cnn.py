@@ -23,7 +23,7 @@ import torch
 
 from cnnlab.models.textcnn import KIM_TABLE2
 from cnnlab.text.datasets import TOKENIZERS, load_dataset
-from cnnlab.text.train_textcnn import TextCNNConfig, run
+from cnnlab.text.train_textcnn import BATCHINGS, TextCNNConfig, run
 from cnnlab.text.vectors import KeyedVectors
 
 
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--first-fold", type=int, default=0, help="0-based; split a long CV over several runs")
     parser.add_argument("--patience", type=int)
     parser.add_argument("--tokenize", choices=TOKENIZERS, default="kim")
+    parser.add_argument("--batching", choices=BATCHINGS, default="shuffle")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=os.environ.get("CNNLAB_DATA", "../shared/data"))
@@ -48,14 +49,15 @@ def main() -> None:
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     for variant in args.variants:
         start = time.perf_counter()
-        config = TextCNNConfig(variant=variant, epochs=args.epochs, patience=args.patience, seed=args.seed)
+        config = TextCNNConfig(variant=variant, epochs=args.epochs, patience=args.patience,
+                               batching=args.batching, seed=args.seed)
         summary = run(dataset, config, vectors=vectors if variant != "rand" else None, max_folds=args.max_folds,
                       first_fold=args.first_fold)
         record = {
             "dataset": args.dataset, "variant": variant, "protocol": summary["protocol"], "epochs": args.epochs,
             "test_accuracy_mean": summary["test_accuracy_mean"], "test_accuracy_std": summary["test_accuracy_std"],
             "paper": KIM_TABLE2[variant].get(args.dataset), "vectors": args.vectors, "seed": args.seed,
-            "tokenize": args.tokenize,
+            "tokenize": args.tokenize, "batching": args.batching,
             "words_with_vectors": summary["words_with_vectors"], "vocab_size": summary["vocab_size"],
             "folds": summary["folds"], "wall_s": time.perf_counter() - start, "threads": args.threads,
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",

@@ -10,7 +10,7 @@ from cnnlab import create_model
 from cnnlab.layers import ClassicDropout
 from cnnlab.models.textcnn import TextCNN
 from cnnlab.text.datasets import SentenceDataset
-from cnnlab.text.train_textcnn import TextCNNConfig, collate, run
+from cnnlab.text.train_textcnn import TextCNNConfig, collate, epoch_batches, run
 from cnnlab.text.vectors import KeyedVectors, embedding_matrix
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.optim import LazyAdadelta
@@ -185,15 +185,19 @@ def _toy_dataset(n: int = 240) -> SentenceDataset:
     return SentenceDataset("toy", sentences, np.asarray(labels), ("neg", "pos"))
 
 
-def test_cross_validation_run_learns_and_writes_a_run_directory(tmp_path):
-    config = TextCNNConfig(epochs=8, embed_dim=16, maps=8, batch_size=10)
+@pytest.mark.parametrize("batching", ["shuffle", "kim"])
+def test_cross_validation_run_learns_and_writes_a_run_directory(tmp_path, batching):
+    config = TextCNNConfig(epochs=8, embed_dim=16, maps=8, batch_size=10, batching=batching)
     summary = run(_toy_dataset(), config, num_folds=3, max_folds=2, run_dir=tmp_path, progress=False)
     assert summary["protocol"] == "folds 1-2 of 3 (CV)"
     assert len(summary["folds"]) == 2
     assert summary["test_accuracy_mean"] > 75  # the cue word decides the label; chance is 50
     assert (tmp_path / "results.json").is_file() and (tmp_path / "fold-1" / "metrics.csv").is_file()
     checkpoint = load_checkpoint(tmp_path / "fold-0" / "checkpoints" / "best.json")
-    assert checkpoint.meta["metrics"]["test_accuracy"] == summary["folds"][0]["test_accuracy"]
+    fold = summary["folds"][0]
+    assert checkpoint.meta["metrics"]["test_accuracy"] == fold["test_accuracy"]
+    assert fold["history"][fold["best_epoch"] - 1]["test_accuracy"] == fold["test_accuracy"]
+    assert len(fold["history"]) == 8 and {"dev_accuracy", "test_accuracy"} <= set(fold["history"][0])
     assert "features.convs.0.weight" in checkpoint.model_state()
 
 
@@ -212,3 +216,27 @@ def test_static_run_takes_the_dimension_of_the_vectors(tmp_path):
     summary = run(data, config, vectors=vectors, num_folds=2, max_folds=1, progress=False)
     assert summary["config"]["embed_dim"] == 12
     assert summary["words_with_vectors"] == 3
+
+
+def test_shuffled_batches_partition_the_training_set_every_epoch():
+    batches = epoch_batches(np.arange(10, 33), 5, "shuffle", torch.Generator().manual_seed(0))
+    first, second = next(batches), next(batches)
+    assert [len(b) for b in first] == [5, 5, 5, 5, 3]
+    for epoch in (first, second):
+        assert sorted(torch.cat(epoch).tolist()) == list(range(10, 33))
+    assert torch.cat(first).tolist() != torch.cat(second).tolist()
+
+
+def test_kims_batches_are_full_fixed_and_reordered():
+    batches = epoch_batches(np.arange(10, 33), 5, "kim", torch.Generator().manual_seed(0))
+    first, second = next(batches), next(batches)
+    assert [len(b) for b in first] == [5] * 5  # 23 examples topped up with 2 repeats
+    assert set(torch.cat(first).tolist()) == set(range(10, 33))
+    as_sets = lambda epoch: sorted(sorted(b.tolist()) for b in epoch)  # noqa: E731
+    assert as_sets(first) == as_sets(second)  # the same batches ...
+    assert [b.tolist() for b in first] != [b.tolist() for b in second]  # ... in another order
+
+
+def test_unknown_batching_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown batching 'sorted'; choose one of shuffle, kim"):
+        TextCNNConfig(batching="sorted")

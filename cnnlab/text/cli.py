@@ -55,7 +55,8 @@ def _train_textcnn(args: argparse.Namespace) -> int:
         vectors = KeyedVectors.load_word2vec_format(args.vectors, binary=_is_binary(args.vectors))
     elif args.variant != "rand":
         raise ValueError(f"variant {args.variant!r} needs pre-trained vectors: give --vectors FILE")
-    config = TextCNNConfig(variant=args.variant, epochs=args.epochs, patience=args.patience, seed=args.seed)
+    config = TextCNNConfig(variant=args.variant, epochs=args.epochs, patience=args.patience,
+                           batching=args.batching, seed=args.seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"textcnn-{args.variant}-{args.dataset}-{stamp}"
     summary = run(dataset, config, vectors=vectors, num_folds=args.folds, max_folds=args.max_folds,
@@ -122,6 +123,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-based), to split a long CV")
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--patience", type=int, help="stop after this many epochs without a better dev accuracy")
+    p.add_argument("--batching", default="shuffle", choices=("shuffle", "kim"),
+                   help="shuffle: reshuffle every epoch (default); kim: Kim's code's fixed batches, in a new order")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tokenize", default="kim", choices=("kim", "split"),
                    help="kim: re-tokenise as Kim's code does (default); split: the files' own tokens")
