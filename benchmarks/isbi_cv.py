@@ -22,20 +22,21 @@ import json
 import os
 import statistics
 import time
-from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import ndimage
 
 from cnnlab.segment.data import kfold_splits, load_isbi2012
-from cnnlab.segment.train import SegTrainConfig, cross_validate, isbi_scores
+from cnnlab.segment.task import isbi_scores
+from cnnlab.train import cross_validate, resolve_config
 
 PAPER = {"warping": 0.000353, "rand": 0.0382, "pixel": 0.0611}
 SETUPS = {
     "weight map + elastic (paper)": {},
-    "no weight map": {"weight_map": False},
-    "no elastic deformation": {"elastic": False},
+    "no weight map": {"task.weight_map": False},
+    "no elastic deformation": {"task.elastic": False},
 }
 
 
@@ -70,15 +71,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated subset of the setups")
     parser.add_argument("--json", default=None, help="also write every fold's scores here")
+    parser.add_argument("--out", default="runs/isbi_cv", help="where the runs go (a new folder per setup)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images, cells = load_isbi2012(args.data_dir, "train")
-    base = SegTrainConfig(width=args.width, tile=args.tile, epochs=args.epochs, lr=args.lr)
+    base = {"data_dir": args.data_dir, "folds": args.folds, "epochs": args.epochs, "optimizer.lr": args.lr,
+            "model_kwargs.width": args.width, "task.tile": args.tile}
     results = {}
-    for name in filter(None, args.setups.split(",")):  # --setups "" prints the reference rows only
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for index, name in enumerate(filter(None, args.setups.split(","))):  # "" prints the reference rows only
         start = time.perf_counter()
-        rows = cross_validate(images, cells, replace(base, **SETUPS[name]), folds=args.folds,
-                              log=lambda line: print(f"# [{name}] {line}", flush=True))
+        summary = cross_validate(resolve_config("unet", flags={**base, **SETUPS[name]}),
+                                 Path(args.out) / f"setup{index}-{stamp}")
+        rows = [{k: fold[f"val_{k}_err"] for k in ("pixel", "rand", "warping")} for fold in summary["folds"]]
         results[name] = {"folds": rows, "minutes": (time.perf_counter() - start) / 60}
     print(f"\n# {args.folds}-fold CV, unet width {args.width}, tile {args.tile}, {args.epochs} epochs, lr {args.lr}, "
           f"{args.threads} thread(s), torch {torch.__version__}\n")
@@ -91,7 +96,7 @@ def main() -> None:
         print(_row(name, rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"config": asdict(base), "folds": args.folds, "results": results}, f, indent=1)
+            json.dump({"config": base, "folds": args.folds, "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ window 5, 5 negatives, min_count 5, sample 1e-3, alpha 0.025 -> 1e-4, 5 epochs.
 For each of skip-gram and CBOW and each library: training wall time, words/s
 (in-vocabulary words before sub-sampling x epochs / seconds), analogy accuracy on
 questions-words.txt (all, and split by the answer word's corpus count: rare < 100
-<= frequent), and Spearman on wordsim353 and simlex999. The runs alternate between
+<= frequent), and Spearman on wordsim353 and simlex999, all scored by gensim's
+``evaluate_word_analogies`` and ``evaluate_word_pairs`` on each library's ``model.wv``
+(both are gensim ``KeyedVectors``). The runs alternate between
 the libraries so that a load change on the shared machine hits both; the throughput
 ratio is median(gensim seconds) / median(cnnlab seconds).
 
@@ -25,9 +27,9 @@ import time
 from pathlib import Path
 
 import torch
+from gensim.models import KeyedVectors
 
 from cnnlab.text.datasets import BrownCorpus, ChainCorpus, LineCorpus
-from cnnlab.text.vectors import KeyedVectors
 from cnnlab.text.word2vec import Word2Vec
 
 PARAMS = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, alpha=0.025, min_alpha=1e-4, epochs=5)
@@ -52,7 +54,7 @@ def train_gensim(corpus, sg: bool, seed: int, workers: int) -> tuple[KeyedVector
     start = time.perf_counter()
     model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs)
     seconds = time.perf_counter() - start
-    return KeyedVectors(list(model.wv.index_to_key), torch.from_numpy(model.wv.vectors.copy())), seconds
+    return model.wv, seconds
 
 
 def split_questions(path: Path, counts: dict[str, int], folder: Path) -> dict[str, Path]:
@@ -72,18 +74,39 @@ def split_questions(path: Path, counts: dict[str, int], folder: Path) -> dict[st
     return files
 
 
+def analogies(wv: KeyedVectors, path: Path) -> dict[str, tuple[int, int]]:
+    """(correct, questions) overall, on the semantic sections and on the syntactic ("gram...") ones.
+
+    Questions with a word outside the vocabulary are skipped, as gensim and the C tool do.
+    """
+    _, sections = wv.evaluate_word_analogies(str(path))
+    sections = [s for s in sections if s["section"] != "Total accuracy"]
+    result = {}
+    for name, keep in [("overall", lambda n: True), ("semantic", lambda n: not n.startswith("gram")),
+                       ("syntactic", lambda n: n.startswith("gram"))]:
+        chosen = [s for s in sections if keep(s["section"])]
+        correct = sum(len(s["correct"]) for s in chosen)
+        result[name] = (correct, correct + sum(len(s["incorrect"]) for s in chosen))
+    return result
+
+
+def _percent(correct_and_total: tuple[int, int]) -> float:
+    correct, total = correct_and_total
+    return 100 * correct / total if total else 0.0
+
+
 def evaluate(wv: KeyedVectors, eval_dir: Path, question_files: dict[str, Path]) -> dict[str, float]:
-    analogy = wv.evaluate_word_analogies(eval_dir / "questions-words.txt")
+    analogy = analogies(wv, eval_dir / "questions-words.txt")
     result = {
-        "analogy": 100 * analogy.overall.accuracy, "analogy_semantic": 100 * analogy.semantic.accuracy,
-        "analogy_syntactic": 100 * analogy.syntactic.accuracy, "analogy_questions": analogy.overall.total,
-        "wordsim353": 100 * wv.evaluate_word_pairs(eval_dir / "wordsim353.tsv").spearman,
-        "simlex999": 100 * wv.evaluate_word_pairs(eval_dir / "simlex999.txt").spearman,
+        "analogy": _percent(analogy["overall"]), "analogy_semantic": _percent(analogy["semantic"]),
+        "analogy_syntactic": _percent(analogy["syntactic"]), "analogy_questions": analogy["overall"][1],
+        "wordsim353": 100 * float(wv.evaluate_word_pairs(str(eval_dir / "wordsim353.tsv"))[1][0]),
+        "simlex999": 100 * float(wv.evaluate_word_pairs(str(eval_dir / "simlex999.txt"))[1][0]),
     }
     for name, path in question_files.items():
-        part = wv.evaluate_word_analogies(path).overall
-        result[f"analogy_{name}"] = 100 * part.accuracy
-        result[f"analogy_{name}_questions"] = part.total
+        part = analogies(wv, path)["overall"]
+        result[f"analogy_{name}"] = _percent(part)
+        result[f"analogy_{name}_questions"] = part[1]
     return result
 
 

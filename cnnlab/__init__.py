@@ -2,7 +2,9 @@
 
 from cnnlab.analysis.profile import profile
 from cnnlab.registry import ModelCard, Paper, create_model, list_models, model_card, register_model
+from cnnlab.weights import imagenet_class_names, load_converted
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelCard", "Paper", "create_model", "list_models", "model_card", "profile", "register_model"]
+__all__ = ["ModelCard", "Paper", "create_model", "imagenet_class_names", "list_models", "load_converted", "model_card",
+           "profile", "register_model"]

@@ -2,8 +2,11 @@
 
 Each command group lives with its subsystem and adds itself through an
 ``add_commands(subparsers)`` function listed in ``COMMAND_GROUPS``; a command is a
-function of the parsed arguments returning an exit code. User errors become a
-one-line message and exit status 2, never a stack trace.
+function of the parsed arguments returning an exit code. A user's mistake
+(:class:`cnnlab.errors.CnnlabError`, or a file that is missing or not allowed)
+becomes a one-line message and exit status 2; anything else is a bug in cnnlab and
+shows its traceback. ``--debug`` (or ``CNNLAB_DEBUG=1``) shows the traceback of
+user errors too.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ import importlib
 import os
 import sys
 
-from cnnlab.analysis.tables import models_table, paper_profile, summary_table
+from cnnlab.analysis.tables import paper_profile, stream_models_table, summary_table
+from cnnlab.errors import CnnlabError
 
-COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.segment.cli", "cnnlab.train.cli", "cnnlab.data.commands", "cnnlab.text.cli")
+# Errors that are about the user's files, not about cnnlab's code.
+FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.segment.cli", "cnnlab.train.cli", "cnnlab.data.commands", "cnnlab.text.cli",
+                                    "cnnlab.weights.cli")
 
 
 def _models(args: argparse.Namespace) -> int:
-    print(models_table(args.pattern))
+    stream_models_table(args.pattern)
     return 0
 
 
@@ -29,7 +37,13 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
+    from cnnlab import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cnnlab", description="The landmark CNNs of the classic case studies: inspect, train, evaluate, "
+                                   "predict and compare them, faithful to their papers.")
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("models", help="every model: measured params and MACs beside the paper's")
@@ -48,14 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, TypeError, OSError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"cnnlab: error: {message}", file=sys.stderr)
+    except (CnnlabError, *FILE_ERRORS) as err:
+        if debug:
+            raise
+        print(f"cnnlab: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)

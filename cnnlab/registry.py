@@ -10,10 +10,16 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
+
+from cnnlab.errors import CnnlabError
 
 TASKS = ("imagenet", "cifar", "text", "segmentation")
 
@@ -70,9 +76,21 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+            raise CnnlabError(f"task must be one of {TASKS}, got {self.task!r}")
         if not 0 < self.min_input_size <= self.input_size:
-            raise ValueError("min_input_size must be positive and at most input_size")
+            raise CnnlabError("min_input_size must be positive and at most input_size")
+
+
+def imagenet_card(paper: Paper, *, input_size: int = 224, min_input_size: int = 32, **fields: Any) -> ModelCard:
+    """The card of an ImageNet-1k classifier: 1000 classes, RGB input, ``input_size`` square."""
+    return ModelCard(paper=paper, task="imagenet", input_size=input_size, min_input_size=min_input_size,
+                     num_classes=1000, **fields)
+
+
+def cifar_card(paper: Paper, *, min_input_size: int = 8, **fields: Any) -> ModelCard:
+    """The card of a CIFAR-10 classifier: 10 classes, 32x32 RGB input."""
+    return ModelCard(paper=paper, task="cifar", input_size=32, min_input_size=min_input_size, num_classes=10,
+                     **fields)
 
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
@@ -89,7 +107,7 @@ def register_model(card: ModelCard) -> Callable[[Callable[..., nn.Module]], Call
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
         if name in _BUILDERS:
-            raise ValueError(f"model {name!r} is registered twice")
+            raise CnnlabError(f"model {name!r} is registered twice")
 
         @functools.wraps(builder)
         def build(**kwargs: Any) -> nn.Module:
@@ -112,16 +130,31 @@ def _check_name(name: str) -> None:
     if name not in _BUILDERS:
         close = difflib.get_close_matches(name, list(_BUILDERS), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `cnnlab models`"
-        raise ValueError(f"unknown model {name!r}{hint}")
+        raise CnnlabError(f"unknown model {name!r}{hint}")
 
 
-def create_model(name: str, *, num_classes: int | None = None, in_chans: int | None = None, **kwargs: Any) -> nn.Module:
-    """Builds a registered model.
+def create_model(name: str, *, num_classes: int | None = None, in_chans: int | None = None,
+                 weights: str | Path | Mapping[str, torch.Tensor] | None = None, weights_source: str | None = None,
+                 features_only: bool = False, out_indices: int | Sequence[int] | None = None,
+                 **kwargs: Any) -> nn.Module:
+    """Builds a registered model, optionally with a zoo's weights.
 
     Args:
         name: a name from :func:`list_models`.
-        num_classes: classes of the classifier; the paper's by default.
+        num_classes: classes of the classifier; the paper's by default (with
+            ``weights``, the weights' own).
         in_chans: input channels; the paper's by default.
+        weights: a state dict, or the path of a ``.safetensors``, ``.pth`` or ``.pt``
+            file holding one (``.pth``/``.pt`` are read with ``weights_only=True``).
+        weights_source: whose layout ``weights`` has: "torchvision", "timm",
+            "cadene" or "cnnlab". The weights are converted exactly, the release
+            options they need are set (see :mod:`cnnlab.weights`), and one line
+            saying what was done goes to the ``cnnlab.weights`` logger (INFO).
+        features_only: return a :class:`~cnnlab.models.base.FeatureExtractor`, whose
+            forward gives the feature maps of the stages at ``out_indices`` and whose
+            ``feature_info`` gives their channels and reductions (timm's interface).
+        out_indices: positions in the model's ``stage_names`` (negative from the
+            end), or n for the last n stages; every stage by default.
         **kwargs: the family's options (e.g. ``shortcut="A"``, ``se=True``).
     """
     _check_name(name)
@@ -129,13 +162,36 @@ def create_model(name: str, *, num_classes: int | None = None, in_chans: int | N
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
         kwargs["in_chans"] = in_chans
-    return _BUILDERS[name](**kwargs)
+    for option in ("pretrained", "pretrained_cfg"):
+        if option in kwargs:
+            raise CnnlabError(f"cnnlab downloads no weights ({option}=): pass weights=PATH and weights_source=... "
+                              "or convert a checkpoint with `cnnlab convert` (README: Pretrained weights)")
+    if weights is not None or weights_source is not None:
+        if weights is None or weights_source is None:
+            raise CnnlabError("give weights= and weights_source= together (e.g. weights_source='torchvision')")
+        from cnnlab.weights.convert import build_converted
+
+        model = build_converted(name, weights, weights_source, **kwargs)[0]
+    else:
+        model = _BUILDERS[name](**kwargs)
+    if not features_only:
+        if out_indices is not None:
+            raise CnnlabError("out_indices needs features_only=True")
+        return model
+    from cnnlab.models.base import FeatureExtractor
+
+    return FeatureExtractor(model, out_indices)
+
+
+def natural_key(name: str) -> list[str | int]:
+    """``resnet18`` before ``resnet101``: digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style wildcard, sorted."""
+    """Registered names matching a shell-style wildcard, in natural order (resnet18 before resnet101)."""
     _load_models()
-    return sorted(n for n in _BUILDERS if fnmatch.fnmatchcase(n, pattern))
+    return sorted((n for n in _BUILDERS if fnmatch.fnmatchcase(n, pattern)), key=natural_key)
 
 
 def model_card(name: str) -> ModelCard:

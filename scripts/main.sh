@@ -7,10 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cnnlab="$root/.venv/bin/cnnlab"
-# One intra-op thread unless told otherwise: on a 2-core machine shared with other
-# jobs, two OpenMP threads spin-wait for each other. At load average 9-10 we
-# measured 10-20 img/s with two threads and 88 img/s with one. With one thread the
-# whole job took 1:55 (90 s of it training) and 24 s of CPU time.
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# PyTorch's own thread policy (all cores): on an idle machine a forced single thread
+# throws away ~40% of the speed. On a machine shared with other busy jobs, set
+# OMP_NUM_THREADS=1 yourself: there two threads spin-wait for each other.
 out="$root/runs/main-$(date +%Y%m%d-%H%M%S)"
 "$cnnlab" train resnet20 --recipe "$root/recipes/digits.yaml" --out "$out" "$@"

@@ -7,8 +7,10 @@ skipped with the reason, except under CI (CI=true), where missing data fails.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -19,20 +21,41 @@ import torch
 torch.set_num_threads(1)
 
 
-def _shared_data() -> Path | None:
-    env = os.environ.get("CNNLAB_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    return next((p for p in candidates if (p / "README.md").is_file()), None)
+def _shared(folder: str, env: str, marker: str) -> Path | None:
+    """``$env``, else ``../shared/<folder>`` beside the checkout, if it holds ``marker``."""
+    value = os.environ.get(env)
+    candidates = [Path(value)] if value else []
+    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / folder)
+    return next((p for p in candidates if (p / marker).is_file()), None)
+
+
+def _found_or_skip(found: Path | None, reason: str) -> Path:
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The folder of real datasets (../shared/data), or skip / fail when absent."""
-    found = _shared_data()
-    if found is None:
-        reason = "real data not found: set CNNLAB_DATA to the shared/data folder"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return _found_or_skip(_shared("data", "CNNLAB_DATA", "README.md"),
+                          "real data not found: set CNNLAB_DATA to the shared/data folder")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The reference-network fixtures (../shared/reference-nets), or skip / fail when absent."""
+    return _found_or_skip(_shared("reference-nets", "CNNLAB_REFERENCE_NETS", "fill.py"),
+                          "reference-net fixtures not found: set CNNLAB_REFERENCE_NETS to the "
+                          "shared/reference-nets folder")
+
+
+@pytest.fixture(scope="session")
+def fill(reference_dir: Path) -> ModuleType:
+    """The fixtures' fill rule (fill.py), which recreates each reference state dict."""
+    spec = importlib.util.spec_from_file_location("reference_fill", reference_dir / "fill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

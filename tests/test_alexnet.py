@@ -98,3 +98,10 @@ def test_card_carries_the_papers_numbers() -> None:
     card = cnnlab.model_card("alexnet")
     assert (card.input_size, card.min_input_size) == (227, 67)
     assert card.errors == {"top1": 40.7, "top5": 18.2}
+
+
+def test_torchvision_conv1_padding_is_an_option() -> None:
+    assert cnnlab.create_model("alexnet_owt").conv1[0].padding == (0, 0)
+    model = cnnlab.create_model("alexnet_owt", conv1_padding=2).eval()
+    assert model.conv1[0].padding == (2, 2)
+    assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)

@@ -25,7 +25,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_config_metrics_events_curves_and_checkpoints(run_dir: Path, capsys) -> None:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert config["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True}
+    # The default optimiser of a run without a recipe, with --lr on top.
+    assert config["optimizer"] == {"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
     assert (config["precision"], config["channels_last"], config["max_steps"]) == ("bf16", True, 3)
     rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
     assert len(rows) == 1 and rows[0]["step"] == "3" and 0 <= float(rows[0]["test_top1_err"]) <= 100
@@ -50,7 +51,7 @@ def test_resume_of_a_finished_run_continues_to_a_longer_one(run_dir: Path, capsy
     assert main(["train", "resnet20", "--dataset", "digits", "--max-steps", "5", "--batch-size", "16", "--lr", "0.05",
                  "--precision", "bf16", "--channels-last", "--out", str(run_dir), "--resume",
                  "--set", "optimizer.nesterov=true"]) == 0
-    assert "after 0.0555556 epochs, 5 steps" in capsys.readouterr().out
+    assert "after 5 steps (0.0556 epochs)" in capsys.readouterr().out
     assert json.loads((run_dir / "checkpoints" / "last.json").read_text())["step"] == 5
 
 

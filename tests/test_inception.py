@@ -11,8 +11,8 @@ import torch
 
 from cnnlab import create_model
 from cnnlab.analysis.profile import profile
-from cnnlab.models.googlenet import Concat, InceptionNet
-from cnnlab.models.inception_v3 import conv
+from cnnlab.layers.inception import Concat, conv
+from cnnlab.models.base import InceptionNet
 from cnnlab.models.inception_v4 import ResidualInception
 
 
@@ -208,3 +208,33 @@ def test_residual_scale_option_reaches_every_block() -> None:
     for bad in (0.0, 1.5, (0.1, 0.2)):
         with pytest.raises(ValueError, match="residual_scale"):
             on_meta("inception_resnet_v1", residual_scale=bad)
+
+
+# --------------------------------------------------------------------------- release options and the released v2
+
+def test_inception_resnet_v2_release_is_the_tf_slim_network() -> None:
+    prof = profile("inception_resnet_v2_release")
+    assert prof.params == 55_843_464  # TF-slim's 55.8M
+    assert [s.name for s in prof.stages][:2] == ["stem", "inception_resnet_a"]
+    assert prof.stages[0].output_size == (320, 35, 35)  # Mixed_5b
+    model = on_meta("inception_resnet_v2_release")
+    assert (len(model.inception_resnet_a), len(model.inception_resnet_b), len(model.inception_resnet_c)) == (10, 20, 10)
+    last = model.inception_resnet_c[-1]
+    assert last.scale == 1.0 and not last.relu and all(b.relu for b in model.inception_resnet_c[:-1])
+    assert model.conv_7b[0].out_channels == 1536 and model.num_features == 1536
+    assert model.conv_7b[1].eps == 1e-3
+
+
+def test_release_options_leave_the_paper_default_alone() -> None:
+    v3, v3_release = on_meta("inception_v3"), on_meta("inception_v3", bn_eps=1e-3, count_include_pad=True)
+    pools = [m for m in v3.modules() if isinstance(m, torch.nn.AvgPool2d) and m.stride == 1]
+    assert pools and not any(p.count_include_pad for p in pools)
+    assert all(m.eps == 1e-5 for m in v3.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert all(m.eps == 1e-3 for m in v3_release.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    v4, v4_release = on_meta("inception_v4"), on_meta("inception_v4", release_layout=True)
+    assert profile(v4, 299).params == profile(v4_release, 299).params
+    assert isinstance(v4.inception_a[0].branches[0], torch.nn.Sequential)  # Figure 4: pool branch first
+    assert isinstance(v4_release.inception_a[0].branches[-1][0], torch.nn.AvgPool2d)  # release: last
+    bn, bn_release = on_meta("bn_inception"), on_meta("bn_inception", caffe_pools=True)
+    assert bn.inception3c.branches[-1].padding == 1 and not bn.inception3c.branches[-1].ceil_mode
+    assert bn_release.inception3c.branches[-1].padding == 0 and bn_release.inception3c.branches[-1].ceil_mode

@@ -84,3 +84,18 @@ def test_bad_settings_are_refused(kwargs: dict, message: str) -> None:
 def test_groups_must_divide_the_channels() -> None:
     with pytest.raises(ValueError, match="divisible"):
         LocalResponseNorm(groups=2)(torch.ones(1, 5, 2, 2))
+
+
+def test_bf16_matches_float32_within_bf16_precision() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 96, 9, 9) * 10
+    for lrn in (LocalResponseNorm(groups=2), LocalResponseNorm(mode="within")):
+        out = lrn(x.bfloat16())
+        assert out.dtype == torch.bfloat16
+        assert torch.allclose(out.float(), lrn(x), rtol=1e-2, atol=1e-2)
+
+
+def test_lrn_traces_with_torch_fx() -> None:
+    lrn = LocalResponseNorm(groups=2)
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.equal(torch.fx.symbolic_trace(lrn)(x), lrn(x))

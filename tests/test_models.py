@@ -62,6 +62,11 @@ def test_forward_backward(name: str) -> None:
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f"parameters without gradient: {missing[:5]}"
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    # bf16 inference on the CPU, the same model: every layer has a bf16 kernel (LRN included).
+    x = _small_input(model, card.min_input_size)
+    with torch.no_grad():
+        out = _outputs(model.eval().bfloat16()(x if not x.is_floating_point() else x.bfloat16()))[0]
+    assert out.dtype == torch.bfloat16 and out.shape == main.shape and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS if cnnlab.model_card(n).task in CLASSIFIER_TASKS])
@@ -123,7 +128,7 @@ def test_registering_twice_raises() -> None:
 
 
 def test_list_models_wildcards() -> None:
-    assert cnnlab.list_models("resnet1*") == ["resnet101", "resnet110", "resnet1202", "resnet152", "resnet18"]
+    assert cnnlab.list_models("resnet1*") == ["resnet18", "resnet101", "resnet110", "resnet152", "resnet1202"]  # natural order
     assert set(cnnlab.list_models("plain*")) == {"plain18", "plain34", "plain20", "plain32", "plain44", "plain56",
                                                  "plain110"}
     assert cnnlab.list_models("no-such-*") == []
@@ -134,3 +139,75 @@ def test_builders_are_keyword_only() -> None:
 
     with pytest.raises(TypeError):
         resnet18(10)
+
+
+# --------------------------------------------------------------------------- timm-style interface, tracing, bf16
+
+# One model per family and per kind of block (LRN, grouped towers, SE, dense blocks, the
+# Inception modules and residual blocks, VGG's FC head).
+FAMILY_SAMPLES = ["alexnet", "vgg11_lrn", "resnet20", "preact_resnet164", "se_resnext50_32x4d", "senet154",
+                  "densenet40_k12", "densenet121", "googlenet", "bn_inception", "inception_v3", "inception_v4",
+                  "inception_resnet_v2", "inception_resnet_v2_release"]
+
+
+@pytest.mark.parametrize("name", FAMILY_SAMPLES)
+def test_features_only_and_feature_info(name: str) -> None:
+    with torch.device("meta"):
+        model = cnnlab.create_model(name, features_only=True, out_indices=(-3, -1)).eval()
+    assert [info["index"] for info in model.feature_info] == model.out_indices
+    size = cnnlab.model_card(name).input_size
+    features = model(torch.empty(2, 3, size, size, device="meta"))
+    assert len(features) == 2
+    assert [f.shape[1] for f in features] == [info["num_chs"] for info in model.feature_info]
+    reductions = [info["reduction"] for info in model.feature_info]
+    assert reductions == sorted(reductions) and all(r & (r - 1) == 0 for r in reductions)  # powers of two
+
+
+@pytest.mark.parametrize("name", FAMILY_SAMPLES)
+def test_get_classifier_and_intermediates(name: str) -> None:
+    model = _on_meta(name)
+    with torch.device("meta"):
+        model.reset_classifier(5)
+    assert model.get_classifier().out_features == 5
+    x = _small_input(model, cnnlab.model_card(name).min_input_size, device="meta")
+    with torch.no_grad():
+        final, intermediates = model.forward_intermediates(x)
+        assert len(intermediates) == len(model.stage_names)
+        assert final.shape == model.forward_features(x).shape == intermediates[-1].shape
+        assert len(model.forward_intermediates(x, 2, intermediates_only=True)) == 2
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if cnnlab.model_card(n).task in CLASSIFIER_TASKS])
+def test_models_trace_with_torch_fx(name: str) -> None:
+    model = _on_meta(name)
+    traced = torch.fx.symbolic_trace(model)
+    x = _small_input(model, cnnlab.model_card(name).min_input_size, device="meta")
+    with torch.no_grad():
+        assert traced(x).shape == model(x).shape
+
+
+def test_traced_graph_computes_the_same() -> None:
+    torch.manual_seed(0)
+    for name in ("googlenet", "densenet40_k12"):
+        model = cnnlab.create_model(name).eval()
+        x = torch.randn(2, 3, cnnlab.model_card(name).min_input_size, cnnlab.model_card(name).min_input_size)
+        with torch.no_grad():
+            assert torch.equal(torch.fx.symbolic_trace(model)(x), model(x))
+
+
+@pytest.mark.parametrize("name", ["alexnet", "googlenet", "vgg11_lrn", "resnet20", "densenet40_k12", "bn_inception",
+                                  "inception_v3", "inception_resnet_v2"])
+def test_bf16_inference_on_the_cpu(name: str) -> None:
+    torch.manual_seed(0)
+    model = cnnlab.create_model(name, num_classes=7).eval().bfloat16()
+    x = _small_input(model, cnnlab.model_card(name).min_input_size).bfloat16()
+    with torch.no_grad():
+        out = model(x)
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+def test_features_only_needs_stages() -> None:
+    with pytest.raises(ValueError, match="features_only"):
+        cnnlab.create_model("textcnn", features_only=True)
+    with pytest.raises(ValueError, match="out of range"):
+        cnnlab.create_model("resnet18", features_only=True, out_indices=(7,))

@@ -162,3 +162,20 @@ def test_summary_table_shows_paper_layout() -> None:
     assert "[1x1, 64; 3x3, 64; 1x1, 256] x 3" in table
     assert "25,557,032 trainable parameters" in table
     assert "3.86G multiply-adds (MACs) = 7.72G FLOPs" in table
+
+
+def test_senet154_projects_with_3x3_only_where_the_stride_is_2() -> None:
+    with torch.device("meta"):
+        s154 = cnnlab.create_model("senet154")
+    assert s154.conv2_x[0].shortcut[0].kernel_size == (1, 1)  # stride 1: 1x1, as the authors' prototxt
+    assert all(getattr(s154, f"conv{i}_x")[0].shortcut[0].kernel_size == (3, 3) for i in (3, 4, 5))
+    assert cnnlab.profile("senet154").params == 115_088_984  # the released model's count
+
+
+def test_caffe_stem_pool_is_a_release_option() -> None:
+    with torch.device("meta"):
+        paper, caffe = cnnlab.create_model("se_resnet50"), cnnlab.create_model("se_resnet50", stem_pool="caffe")
+    assert paper.stem[1].padding == 1 and not paper.stem[1].ceil_mode
+    assert caffe.stem[1].padding == 0 and caffe.stem[1].ceil_mode
+    with pytest.raises(ValueError, match="stem_pool"):
+        cnnlab.create_model("resnet18", stem_pool="tf")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -47,10 +48,10 @@ def trained_run(tmp_path_factory, data_dir):
 
 
 def test_train_writes_a_checkpoint(trained_run):
-    record = json.loads((trained_run / "last.json").read_text())
-    assert record["model"] == "unet" and record["step"] == 30
-    assert record["model_options"]["width"] == 2 and record["config"]["weight_map"] is True
-    assert (trained_run / record["tensors"]).is_file()
+    record = json.loads((trained_run / "checkpoints" / "last.json").read_text())
+    assert record["model"]["name"] == "unet" and record["step"] == 30
+    assert record["model"]["kwargs"]["width"] == 2 and record["task"]["options"]["weight_map"] is True
+    assert (trained_run / "checkpoints" / record["tensors"]).is_file()
 
 
 def test_predict_writes_probabilities_and_overlay(trained_run, tmp_path, capsys):
@@ -63,7 +64,7 @@ def test_predict_writes_probabilities_and_overlay(trained_run, tmp_path, capsys)
         assert prob.size == (56, 40) and prob.mode.startswith("I")
     with Image.open(out / "slice_overlay.png") as overlay:
         assert overlay.size == (56, 40) and overlay.mode == "RGB"
-    assert main(["seg", "predict", str(trained_run / "last.json"), str(tmp_path / "slice.png"), "--out", str(out),
+    assert main(["seg", "predict", str(trained_run / "checkpoints" / "last.json"), str(tmp_path / "slice.png"), "--out", str(out),
                  "--tile", "20", "--format", "npy"]) == 0
     prob = np.load(out / "slice_prob.npy")
     assert prob.shape == (40, 56) and 0 <= prob.min() and prob.max() <= 1
@@ -77,17 +78,26 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert main(["seg", "train", "alexnet"]) == 2
 
 
-def test_cross_validate_scores_every_fold(tmp_path):
-    from cnnlab.segment.train import SegTrainConfig, cross_validate
-
-    # Synthetic slices: a grid of 16 px cells separated by 2 px membranes, darker membranes.
-    cells = np.ones((4, 64, 64), dtype=bool)
+def _synthetic_isbi(root):
+    """30 slices laid out as ISBI 2012: a grid of 16 px cells separated by 2 px darker membranes."""
+    cells = np.ones((64, 64), dtype=bool)
+    cells[::16] = cells[1::16] = False
     cells[:, ::16] = cells[:, 1::16] = False
-    cells[:, :, ::16] = cells[:, :, 1::16] = False
-    images = np.where(cells, 200, 40).astype(np.uint8)
-    config = SegTrainConfig(width=2, tile=20, epochs=1)
-    rows = cross_validate(images, cells, config, folds=2, eval_tile=20, out_dir=tmp_path, log=lambda _: None)
-    assert len(rows) == 2 and all(set(r) == {"pixel", "rand", "warping"} for r in rows)
-    assert all(0 <= v <= 1 for r in rows for v in r.values())
-    record = json.loads((tmp_path / "fold2" / "last.json").read_text())
-    assert record["metrics"] == rows[1]
+    for folder, array in (("image", np.where(cells, 200, 40)), ("label", np.where(cells, 255, 0))):
+        (root / "train" / folder).mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(array.astype(np.uint8)).save(root / "train" / folder / f"{i}.png")
+    return root
+
+
+def test_cross_validate_scores_every_fold(tmp_path):
+    from cnnlab.train import cross_validate, resolve_config
+
+    data = _synthetic_isbi(tmp_path / "isbi2012")
+    config = resolve_config("unet", flags={"data_dir": str(data), "folds": 15, "epochs": 1, "model_kwargs.width": 2,
+                                           "task.tile": 20, "task.eval_tile": 20})
+    summary = cross_validate(config, tmp_path / "run", max_folds=2, stream=io.StringIO())
+    rows = [{k: fold[f"val_{k}_err"] for k in ("pixel", "rand", "warping")} for fold in summary["folds"]]
+    assert len(rows) == 2 and all(0 <= v <= 1 for r in rows for v in r.values())
+    record = json.loads((tmp_path / "run" / "fold-2" / "checkpoints" / "last.json").read_text())
+    assert {k: record["metrics"][f"val_{k}_err"] for k in rows[1]} == rows[1]

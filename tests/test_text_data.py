@@ -132,3 +132,37 @@ def test_line_corpus_is_reiterable_and_lowercases(tmp_path, data_dir):
     assert list(corpus) == [["the", "cat", "sat"], ["on", "the", "mat"]] == list(corpus)
     lee = LineCorpus(data_dir / "text-corpus" / "lee_background.cor")
     assert sum(map(len, ChainCorpus(lee))) == 59890
+
+
+def test_line_corpus_reads_compressed_files_and_refuses_archives(tmp_path):
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import tarfile
+    import zipfile
+
+    text = b"The Cat sat\n on the MAT \n"
+    for name, compress in [("c.gz", gzip.compress), ("c.bz2", bz2.compress), ("c.xz", lzma.compress)]:
+        (tmp_path / name).write_bytes(compress(text))
+        assert list(LineCorpus(tmp_path / name, lowercase=True)) == [["the", "cat", "sat"], ["on", "the", "mat"]]
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as archive:
+        archive.writestr("c.txt", text)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("c.txt")
+        info.size = len(text)
+        archive.addfile(info, io.BytesIO(text))
+    (tmp_path / "c.tar").write_bytes(buffer.getvalue())
+    (tmp_path / "c.tgz").write_bytes(gzip.compress(buffer.getvalue()))
+    for name, kind in [("c.zip", "zip"), ("c.tar", "tar"), ("c.tgz", "tar")]:
+        with pytest.raises(ValueError, match=f"is a {kind} archive, not a text file: unpack it .*BrownCorpus"):
+            LineCorpus(tmp_path / name)
+    with zipfile.ZipFile(tmp_path / "brown.zip", "w") as archive:  # laid out as NLTK's
+        archive.writestr("brown/ca01", b"The/at Fulton/np-tl\n")
+    with pytest.raises(ValueError, match="NLTK's Brown corpus: read it with cnnlab.text.datasets.BrownCorpus"):
+        LineCorpus(tmp_path / "brown.zip")
+    assert list(BrownCorpus(tmp_path / "brown.zip")) == [["The", "Fulton"]]
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(text * 100)[:30])
+    with pytest.raises(ValueError, match="cut.gz: damaged compressed file"):
+        list(LineCorpus(tmp_path / "cut.gz"))

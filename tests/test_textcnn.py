@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -9,9 +11,9 @@ import torch
 from cnnlab import create_model
 from cnnlab.layers import ClassicDropout
 from cnnlab.models.textcnn import TextCNN
-from cnnlab.text.datasets import SentenceDataset
-from cnnlab.text.train_textcnn import TextCNNConfig, collate, epoch_batches, run
+from cnnlab.text.task import TextOptions, collate, epoch_batches, kim_fixed_batches
 from cnnlab.text.vectors import KeyedVectors, embedding_matrix
+from cnnlab.train import cross_validate, resolve_config
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.optim import LazyAdadelta
 
@@ -166,61 +168,73 @@ def test_missing_words_get_uniform_vectors_with_the_pretrained_variance():
     matrix, found = embedding_matrix(words, pretrained, generator=generator)
     assert found == 2
     assert torch.all(matrix[0] == 0)
-    torch.testing.assert_close(matrix[1], pretrained["a"])
+    torch.testing.assert_close(matrix[1], torch.tensor(pretrained["a"]))
     missing = matrix[[2, 4]]
     a = float(3 * pretrained.vectors.var()) ** 0.5
     assert missing.abs().max() <= a
     assert float(missing.var()) == pytest.approx(float(pretrained.vectors.var()), rel=0.1)
 
 
-def _toy_dataset(n: int = 240) -> SentenceDataset:
+def _toy_data_dir(root, n: int = 240):
+    """A two-file sentence set laid out as MR's: the cue word decides the label."""
     rng = np.random.default_rng(0)
-    sentences, labels = [], []
+    lines = {0: [], 1: []}
     for i in range(n):
         label = i % 2
         cue = ["good", "great"] if label else ["bad", "awful"]
         filler = [f"w{j}" for j in rng.integers(0, 30, rng.integers(2, 9))]
-        sentences.append(filler[:2] + [cue[i % 4 // 2]] + filler[2:])
-        labels.append(label)
-    return SentenceDataset("toy", sentences, np.asarray(labels), ("neg", "pos"))
+        lines[label].append(" ".join(filler[:2] + [cue[i % 4 // 2]] + filler[2:]))
+    (root / "mr").mkdir(parents=True)
+    for label, name in ((0, "rt-polarity.neg"), (1, "rt-polarity.pos")):
+        (root / "mr" / name).write_text("\n".join(lines[label]) + "\n")
+    return root
+
+
+def _config(data_dir, **flags):
+    return resolve_config("textcnn", flags={"dataset": "mr", "data_dir": str(data_dir), "folds": 3, **flags})
 
 
 @pytest.mark.parametrize("batching", ["shuffle", "kim"])
 def test_cross_validation_run_learns_and_writes_a_run_directory(tmp_path, batching):
-    config = TextCNNConfig(epochs=8, embed_dim=16, maps=8, batch_size=10, batching=batching)
-    summary = run(_toy_dataset(), config, num_folds=3, max_folds=2, run_dir=tmp_path, progress=False)
+    config = _config(_toy_data_dir(tmp_path / "data"), epochs=8, batch_size=10, **{
+        "model_kwargs.embed_dim": 16, "model_kwargs.maps": 8, "task.batching": batching})
+    run = tmp_path / "run"
+    summary = cross_validate(config, run, max_folds=2, stream=io.StringIO())
     assert summary["protocol"] == "folds 1-2 of 3 (CV)"
     assert len(summary["folds"]) == 2
-    assert summary["test_accuracy_mean"] > 75  # the cue word decides the label; chance is 50
-    assert (tmp_path / "results.json").is_file() and (tmp_path / "fold-1" / "metrics.csv").is_file()
-    checkpoint = load_checkpoint(tmp_path / "fold-0" / "checkpoints" / "best.json")
+    assert summary["mean"]["test_accuracy"] > 0.75  # the cue word decides the label; chance is 0.5
+    assert (run / "results.json").is_file() and (run / "fold-2" / "metrics.csv").is_file()
+    checkpoint = load_checkpoint(run / "fold-1" / "checkpoints" / "best.json")
     fold = summary["folds"][0]
     assert checkpoint.meta["metrics"]["test_accuracy"] == fold["test_accuracy"]
-    assert fold["history"][fold["best_epoch"] - 1]["test_accuracy"] == fold["test_accuracy"]
+    assert fold["history"][round(fold["best_epoch"]) - 1]["test_accuracy"] == fold["test_accuracy"]
     assert len(fold["history"]) == 8 and {"dev_accuracy", "test_accuracy"} <= set(fold["history"][0])
     assert "features.convs.0.weight" in checkpoint.model_state()
 
 
-def test_a_cross_validation_can_be_split_over_runs():
-    config = TextCNNConfig(epochs=1, embed_dim=8, maps=2)
-    summary = run(_toy_dataset(60), config, num_folds=3, first_fold=2, progress=False)
-    assert summary["protocol"] == "fold 3 of 3 (CV)" and summary["folds"][0]["fold"] == 2
-    with pytest.raises(ValueError, match=r"first_fold \(0-based\) must lie in"):
-        run(_toy_dataset(60), config, num_folds=3, first_fold=3, progress=False)
+def test_a_cross_validation_can_be_split_over_runs(tmp_path):
+    config = _config(_toy_data_dir(tmp_path / "data", 60), epochs=1, **{
+        "model_kwargs.embed_dim": 8, "model_kwargs.maps": 2})
+    summary = cross_validate(config, tmp_path / "run", first_fold=3, stream=io.StringIO())
+    assert summary["protocol"] == "fold 3 of 3 (CV)" and summary["folds"][0]["fold"] == 3
+    with pytest.raises(ValueError, match=r"first fold must lie in 1..3"):
+        cross_validate(config, tmp_path / "run", first_fold=4)
 
 
 def test_static_run_takes_the_dimension_of_the_vectors(tmp_path):
-    data = _toy_dataset(120)
-    vectors = KeyedVectors(["good", "bad", "w1"], torch.randn(3, 12))
-    config = TextCNNConfig(variant="static", epochs=1, maps=4)
-    summary = run(data, config, vectors=vectors, num_folds=2, max_folds=1, progress=False)
-    assert summary["config"]["embed_dim"] == 12
-    assert summary["words_with_vectors"] == 3
+    vectors = tmp_path / "vectors.txt"
+    KeyedVectors(["good", "bad", "w1"], torch.randn(3, 12)).save_word2vec_format(vectors)
+    config = _config(_toy_data_dir(tmp_path / "data", 120), folds=2, epochs=1, **{
+        "model_kwargs.variant": "static", "task.vectors": str(vectors), "model_kwargs.maps": 4})
+    cross_validate(config, tmp_path / "run", max_folds=1, stream=io.StringIO())
+    meta = load_checkpoint(tmp_path / "run" / "fold-1").meta
+    assert meta["model"]["kwargs"]["embed_dim"] == 12
+    assert meta["task"]["words_with_vectors"] == 3
 
 
 def test_shuffled_batches_partition_the_training_set_every_epoch():
-    batches = epoch_batches(np.arange(10, 33), 5, "shuffle", torch.Generator().manual_seed(0))
-    first, second = next(batches), next(batches)
+    train = torch.arange(10, 33)
+    first, second = (epoch_batches(train, 5, None, torch.Generator().manual_seed(s)) for s in (0, 1))
     assert [len(b) for b in first] == [5, 5, 5, 5, 3]
     for epoch in (first, second):
         assert sorted(torch.cat(epoch).tolist()) == list(range(10, 33))
@@ -228,8 +242,8 @@ def test_shuffled_batches_partition_the_training_set_every_epoch():
 
 
 def test_kims_batches_are_full_fixed_and_reordered():
-    batches = epoch_batches(np.arange(10, 33), 5, "kim", torch.Generator().manual_seed(0))
-    first, second = next(batches), next(batches)
+    fixed = kim_fixed_batches(torch.arange(10, 33), 5, torch.Generator().manual_seed(0))
+    first, second = (epoch_batches(torch.arange(10, 33), 5, fixed, torch.Generator().manual_seed(s)) for s in (0, 1))
     assert [len(b) for b in first] == [5] * 5  # 23 examples topped up with 2 repeats
     assert set(torch.cat(first).tolist()) == set(range(10, 33))
     as_sets = lambda epoch: sorted(sorted(b.tolist()) for b in epoch)  # noqa: E731
@@ -239,4 +253,4 @@ def test_kims_batches_are_full_fixed_and_reordered():
 
 def test_unknown_batching_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown batching 'sorted'; choose one of shuffle, kim"):
-        TextCNNConfig(batching="sorted")
+        TextOptions(batching="sorted")

@@ -14,7 +14,7 @@ from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, b
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import apply_override, input_pipeline, load_recipe, resolve_config
 from cnnlab.train.distributed import DistContext
-from cnnlab.train.loop import epoch_batches
+from cnnlab.train.classification import epoch_batches
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

@@ -222,3 +222,100 @@ def test_alias_table_reproduces_the_noise_distribution_exactly():
     drawn = prob.astype(float).copy()
     np.add.at(drawn, alias, 1 - prob)
     assert np.allclose(drawn / len(weights), weights / weights.sum(), atol=1e-6)
+
+
+def test_sentences_train_at_once_as_in_gensim(tmp_path):
+    corpus = topic_corpus()
+    options = dict(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, sg=1, batch_words=48)
+    model = Word2Vec(corpus, **options)
+    assert model.corpus_count == 400 and len(model.history) == 3 and within_minus_across(model) > 0.5
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(" ".join(s) for s in corpus))
+    from_file = Word2Vec(corpus_file=str(path), **options)
+    np.testing.assert_array_equal(from_file.wv.vectors, model.wv.vectors)
+    # gensim's two-step idiom, word for word.
+    later = Word2Vec(**options)
+    later.build_vocab(corpus)
+    later.train(corpus, total_examples=later.corpus_count, epochs=later.epochs)
+    np.testing.assert_array_equal(later.wv.vectors, model.wv.vectors)
+    with pytest.raises(ValueError, match="not both"):
+        Word2Vec(corpus, corpus_file=str(path), **options)
+    with pytest.raises(ValueError, match="no vocabulary yet"):
+        Word2Vec().wv
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("options", [dict(sg=True), dict(sg=False, hs=True, negative=0)], ids=["sg-ns", "cbow-hs"])
+def test_save_and_load_round_trip_and_training_continues_identically(tmp_path, backend, options):
+    corpus = topic_corpus(100)
+    model = Word2Vec(corpus, vector_size=8, window=3, min_count=1, epochs=2, seed=5, batch_words=48,
+                     backend=backend, **options)
+    path = tmp_path / "w2v.safetensors"
+    model.save(path)
+    back = Word2Vec.load(path, backend=backend)
+    assert [f"{k}={getattr(back, k)}" for k in ("vector_size", "window", "sg", "hs", "negative", "epochs", "seed",
+                                                "batch_words", "backend", "corpus_count")] == \
+        [f"{k}={getattr(model, k)}" for k in ("vector_size", "window", "sg", "hs", "negative", "epochs", "seed",
+                                              "batch_words", "backend", "corpus_count")]
+    assert back.vocab.words == model.vocab.words and back.history == model.history
+    np.testing.assert_array_equal(back.wv.vectors, model.wv.vectors)
+    assert back.wv.most_similar("animal0", topn=3) == model.wv.most_similar("animal0", topn=3)
+    model.train(corpus)
+    back.train(corpus)
+    assert torch.equal(back.syn0, model.syn0)  # the random state travels too
+    assert [p.name for p in tmp_path.iterdir()] == ["w2v.safetensors"]  # no temporaries left
+
+
+def test_load_refuses_pickles_and_damaged_files(tmp_path):
+    import pickle
+
+    path = tmp_path / "w2v.safetensors"
+    model = Word2Vec(topic_corpus(40), vector_size=4, min_count=1, epochs=1)
+    model.save(path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad"
+    for content, message in [
+        (pickle.dumps({"gensim": "model"}), "is a pickle .* never unpickles"),
+        (data[: len(data) // 2], "not a word2vec model saved by cnnlab"),
+        (b"", "not a word2vec model saved by cnnlab"),
+        (data.replace(b"cnnlab.word2vec/1", b"cnnlab.word2vec/9"), "format 'cnnlab.word2vec/9'"),
+        (data.replace(b'\\"window\\": 5', b'\\"window\\": 0'), "bad configuration: window must be >= 1"),
+        (data.replace(b'\\"window\\": 5', b'\\"wind_w\\": 5'), "damaged configuration"),
+    ]:
+        bad.write_bytes(content)
+        with pytest.raises(ValueError, match=message) as err:
+            Word2Vec.load(bad)
+        assert "\n" not in str(err.value)
+    model.syn0[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="syn0 holds NaN"):
+        model.save(path)
+    assert path.read_bytes() == data
+
+
+def test_load_checks_every_tensor(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "w2v.safetensors"
+    Word2Vec(topic_corpus(40), vector_size=4, min_count=1, epochs=1).save(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(path)
+    bad = tmp_path / "bad.safetensors"
+    # A word given twice: the bytes of another word of the same length copied over the first's.
+    offsets = tensors["word_offsets"].tolist()
+    spans = list(zip(offsets[:-1], offsets[1:]))
+    a, b = spans[0], next(span for span in spans[1:] if span[1] - span[0] == spans[0][1] - spans[0][0])
+    words = tensors["words_utf8"].clone()
+    words[a[0]:a[1]] = words[b[0]:b[1]]
+    for change, message in [
+        ({"syn0": tensors["syn0"][:-1]}, r"syn0 should be torch.float32 of shape \(12, 4\)"),
+        ({"syn1neg": tensors["syn1neg"] * float("inf")}, "syn1neg holds NaN or infinite values"),
+        ({"counts": -tensors["counts"]}, "negative word counts"),
+        ({"word_offsets": tensors["word_offsets"].flip(0)}, "offsets do not increase"),
+        ({"words_utf8": torch.full_like(tensors["words_utf8"], 0xFF)}, "not UTF-8"),
+        ({"words_utf8": words}, "cannot hold the same word twice"),
+    ]:
+        save_file({**tensors, **change}, bad, metadata=meta)
+        with pytest.raises(ValueError, match=message):
+            Word2Vec.load(bad)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.models.densenet import DenseBlock, DenseNet
 
 
@@ -28,7 +29,7 @@ def _source_widths(block: DenseBlock) -> list[int]:
 def _mean_abs_per_source(weight: torch.Tensor, widths: list[int]) -> torch.Tensor:
     """Average |w| over each source's input channels (and all outputs and kernel positions)."""
     if sum(widths) != weight.shape[1]:
-        raise ValueError(f"{weight.shape[1]} input channels do not match the sources' widths {widths}")
+        raise CnnlabError(f"{weight.shape[1]} input channels do not match the sources' widths {widths}")
     per_channel = weight.detach().abs().float().transpose(0, 1).flatten(1).mean(1)
     return torch.stack([chunk.mean() for chunk in per_channel.split(widths)])
 
@@ -37,7 +38,7 @@ def _block_and_reader(model: DenseNet, block_index: int) -> tuple[DenseBlock, nn
     block = getattr(model, f"dense{block_index}", None)
     if not isinstance(block, DenseBlock):
         count = sum(isinstance(m, DenseBlock) for m in model.children())
-        raise ValueError(f"block_index must be 1..{count}, got {block_index}")
+        raise CnnlabError(f"block_index must be 1..{count}, got {block_index}")
     transition = getattr(model, f"transition{block_index}", None)
     if transition is not None:
         return block, transition.conv.conv
@@ -74,9 +75,12 @@ def feature_reuse(model: DenseNet, block_index: int) -> torch.Tensor:
 def plot_feature_reuse(model: DenseNet, path: str | Path, title: str = "") -> Path:
     """Writes Figure 5's heat maps, one panel per dense block, as a PNG.
 
-    Each target column is scaled by its largest entry, so the colour shows which
-    sources a layer relies on most (the raw averages differ in scale between a
-    layer's 3x3 convolution and a transition's 1x1).
+    Each target column is scaled from its weakest source (0) to its strongest (1).
+    The paper's caption fixes only the per-source average (the L1 norm divided by
+    the number of input maps); scaling by the column's maximum alone, as before,
+    left every cell of a young network between 0.8 and 1.0, where no pattern can
+    show. The raw averages also differ in scale between a layer's 3x3 convolution
+    and a transition's 1x1, which per-column scaling removes.
     """
     import matplotlib
 
@@ -87,18 +91,21 @@ def plot_feature_reuse(model: DenseNet, path: str | Path, title: str = "") -> Pa
     fig, axes = plt.subplots(1, blocks, figsize=(4.2 * blocks, 4), squeeze=False, layout="constrained")
     for index, ax in enumerate(axes[0], 1):
         heat = feature_reuse(model, index)
-        scaled = heat / torch.nan_to_num(heat, nan=0.0).amax(0, keepdim=True).clamp_min(1e-12)
+        low = torch.nan_to_num(heat, nan=float("inf")).amin(0, keepdim=True)
+        high = torch.nan_to_num(heat, nan=float("-inf")).amax(0, keepdim=True)
+        scaled = (heat - low) / (high - low).clamp_min(1e-12)
         image = ax.imshow(scaled.numpy(), cmap="viridis", vmin=0, vmax=1, origin="upper")
         last = "classifier" if index == blocks else "transition"
         ax.set_title(f"dense block {index} (last column: {last})", fontsize=9)
         ax.set_xlabel("target layer (l)")
         ax.set_ylabel("source layer (s)")
-        ticks = list(range(heat.shape[1]))
-        ax.set_xticks(ticks, [str(t + 1) for t in ticks[:-1]] + ["T" if index < blocks else "C"], fontsize=6)
-        ax.set_yticks(ticks, [str(t) for t in ticks], fontsize=6)
-    fig.colorbar(image, ax=axes[0].tolist(), label="mean |weight|, scaled per target")
-    if title:
-        fig.suptitle(title)
+        size = heat.shape[1]
+        every = max(1, size // 12)  # at most a dozen labels an axis, so they stay readable
+        ticks = [t for t in range(size - 1) if t % every == 0] + [size - 1]
+        ax.set_xticks(ticks, [str(t + 1) for t in ticks[:-1]] + ["T" if index < blocks else "C"], fontsize=8)
+        ax.set_yticks(ticks, [str(t) for t in ticks], fontsize=8)
+    fig.colorbar(image, ax=axes[0].tolist(), label="mean |w|, scaled per target")
+    fig.suptitle(title or f"Feature reuse in {type(model).__name__} (Huang et al. 2017, Figure 5)")
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)

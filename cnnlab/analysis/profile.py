@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cnnlab.errors import CnnlabError
+
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
 
@@ -61,7 +63,7 @@ def _on_meta(model_or_name: nn.Module | str, **kwargs) -> nn.Module:
         with torch.device("meta"):
             return create_model(model_or_name, **kwargs)
     if kwargs:
-        raise ValueError("model options can only be given with a model name")
+        raise CnnlabError("model options can only be given with a model name")
     return copy.deepcopy(model_or_name).to("meta")
 
 
@@ -70,7 +72,7 @@ def _example_input(model: nn.Module, input_size: int | tuple[int, ...] | None) -
     card = getattr(model, "card", None)
     if input_size is None:
         if card is None:
-            raise ValueError("give input_size for a model built outside the registry")
+            raise CnnlabError("give input_size for a model built outside the registry")
         input_size = card.input_size
     if hasattr(model, "example_input"):
         return model.example_input(input_size, device="meta")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnnlab.errors import CnnlabError
+
 
 @dataclass(frozen=True)
 class KernelStack:
@@ -38,7 +40,7 @@ class KernelStack:
 def stacked_receptive_field(layers: int, kernel_size: int = 3) -> int:
     """Side of the square seen by ``layers`` stride-1 convolutions of ``kernel_size``."""
     if layers < 1 or kernel_size < 1:
-        raise ValueError(f"need at least one layer and a positive kernel size, got {layers} and {kernel_size}")
+        raise CnnlabError(f"need at least one layer and a positive kernel size, got {layers} and {kernel_size}")
     return layers * (kernel_size - 1) + 1
 
 
@@ -57,10 +59,10 @@ def compare_kernel_stack(receptive_field: int, small_kernel: int = 3, channels: 
         ValueError: if no stack of ``small_kernel`` kernels covers exactly that field.
     """
     if small_kernel < 2 or channels < 1:
-        raise ValueError(f"small_kernel must be >= 2 and channels >= 1, got {small_kernel} and {channels}")
+        raise CnnlabError(f"small_kernel must be >= 2 and channels >= 1, got {small_kernel} and {channels}")
     layers, rest = divmod(receptive_field - 1, small_kernel - 1)
     if rest or layers < 1:
-        raise ValueError(
+        raise CnnlabError(
             f"no stack of {small_kernel}x{small_kernel} kernels covers a {receptive_field}x{receptive_field} "
             f"field exactly; try {stacked_receptive_field(max(layers, 1), small_kernel)}"
         )

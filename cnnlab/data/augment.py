@@ -23,6 +23,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import CnnlabError
+
 # AlexNet's colour noise uses the eigen-decomposition of the RGB covariance of the
 # ImageNet training pixels (Krizhevsky et al. 2012, section 4.1). These are the
 # values published with fb.resnet.torch for pixels scaled to 0..1; columns of
@@ -52,7 +54,7 @@ def _coin(n: int, generator: torch.Generator, device: torch.device) -> torch.Ten
 
 def _check_batch(x: torch.Tensor, name: str) -> None:
     if x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(
+        raise CnnlabError(
             f"{name} expects a float batch (N, C, H, W), got {x.dtype} of shape {tuple(x.shape)} "
             "(convert uint8 images with images.float() / 255)"
         )
@@ -121,7 +123,7 @@ class RandomCropFlip:
 
     def __init__(self, size: int | None = None, padding: int = 4, flip: bool = True) -> None:
         if padding < 0 or (size is not None and size < 1):
-            raise ValueError(f"RandomCropFlip needs size >= 1 and padding >= 0, got size={size}, padding={padding}")
+            raise CnnlabError(f"RandomCropFlip needs size >= 1 and padding >= 0, got size={size}, padding={padding}")
         self.size, self.padding, self.flip = size, padding, flip
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -131,7 +133,7 @@ class RandomCropFlip:
         padded = F.pad(x, [self.padding] * 4)
         room_h, room_w = padded.shape[2] - out_h, padded.shape[3] - out_w
         if room_h < 0 or room_w < 0:
-            raise ValueError(f"RandomCropFlip: crop {out_h}x{out_w} is larger than the padded image {h}x{w}")
+            raise CnnlabError(f"RandomCropFlip: crop {out_h}x{out_w} is larger than the padded image {h}x{w}")
         device = generator.device
         top = torch.randint(room_h + 1, (n,), generator=generator, device=device).to(x.device)
         left = torch.randint(room_w + 1, (n,), generator=generator, device=device).to(x.device)
@@ -155,7 +157,7 @@ class ScaleAugment:
 
     def __init__(self, min_side: int = 256, max_side: int = 480, crop: int = 224, flip: bool = True) -> None:
         if not crop <= min_side <= max_side:
-            raise ValueError(f"ScaleAugment needs crop <= min_side <= max_side, got {crop}, {min_side}, {max_side}")
+            raise CnnlabError(f"ScaleAugment needs crop <= min_side <= max_side, got {crop}, {min_side}, {max_side}")
         self.min_side, self.max_side, self.crop, self.flip = min_side, max_side, crop, flip
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -194,7 +196,7 @@ class RandomResizedCrop:
         flip: bool = True,
     ) -> None:
         if not (0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]):
-            raise ValueError(f"RandomResizedCrop needs 0 < scale <= 1 and 0 < ratio, got {scale}, {ratio}")
+            raise CnnlabError(f"RandomResizedCrop needs 0 < scale <= 1 and 0 < ratio, got {scale}, {ratio}")
         self.size, self.scale, self.ratio, self.flip = size, tuple(scale), tuple(ratio), flip
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -250,13 +252,13 @@ class PCALighting:
         self.eigvec = torch.tensor(eigvec, dtype=torch.float64)
         k = len(self.eigval)
         if self.eigvec.shape != (k, k):
-            raise ValueError(f"PCALighting needs a {k}x{k} eigvec for {k} eigenvalues, got {tuple(self.eigvec.shape)}")
+            raise CnnlabError(f"PCALighting needs a {k}x{k} eigvec for {k} eigenvalues, got {tuple(self.eigvec.shape)}")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         _check_batch(x, "PCALighting")
         k = len(self.eigval)
         if x.shape[1] != k:
-            raise ValueError(f"PCALighting has a {k}-channel decomposition but the batch has {x.shape[1]} channels")
+            raise CnnlabError(f"PCALighting has a {k}-channel decomposition but the batch has {x.shape[1]} channels")
         alpha = torch.randn(x.shape[0], k, generator=generator, device=generator.device, dtype=torch.float64)
         shift = (alpha * self.std * self.eigval) @ self.eigvec.T
         return x + shift.to(x.device, x.dtype)[:, :, None, None]
@@ -267,14 +269,14 @@ class Normalize:
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         if len(mean) != len(std) or any(s <= 0 for s in std):
-            raise ValueError(f"Normalize needs one positive std per mean, got mean={list(mean)}, std={list(std)}")
+            raise CnnlabError(f"Normalize needs one positive std per mean, got mean={list(mean)}, std={list(std)}")
         self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_batch(x, "Normalize")
         if x.shape[1] != len(self.mean):
-            raise ValueError(
+            raise CnnlabError(
                 f"Normalize has {len(self.mean)} channel statistics but the batch has {x.shape[1]} channels"
             )
         mean, std = self.mean.to(x.device, x.dtype), self.std.to(x.device, x.dtype)
@@ -291,7 +293,7 @@ class Resize:
     def __init__(self, size: int | Sequence[int]) -> None:
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         if len(self.size) != 2 or min(self.size) < 1:
-            raise ValueError(f"Resize needs a positive side or (height, width), got {size}")
+            raise CnnlabError(f"Resize needs a positive side or (height, width), got {size}")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         _check_batch(x, "Resize")
@@ -334,16 +336,16 @@ def build_augment(spec: list[dict[str, Any]] | None) -> Compose:
             class's keyword arguments; None or [] gives the identity.
 
     Raises:
-        ValueError: an entry without a known name, or with arguments its class
+        CnnlabError: an entry without a known name, or with arguments its class
             does not take.
     """
     augments = []
     for entry in spec or []:
         if not isinstance(entry, dict) or entry.get("name") not in AUGMENTS:
-            raise ValueError(f"unknown augment {entry!r}: each entry needs a name from {sorted(AUGMENTS)}")
+            raise CnnlabError(f"unknown augment {entry!r}: each entry needs a name from {sorted(AUGMENTS)}")
         kwargs = {k: v for k, v in entry.items() if k != "name"}
         try:
             augments.append(AUGMENTS[entry["name"]](**kwargs))
         except TypeError as err:
-            raise ValueError(f"augment {entry['name']!r}: {err}") from None
+            raise CnnlabError(f"augment {entry['name']!r}: {err}") from None
     return Compose(augments)

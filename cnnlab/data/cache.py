@@ -50,8 +50,13 @@ def load_cached(slug: str, key: str) -> tuple[ImageDataset, dict[str, str]] | No
         with safe_open(str(path), framework="pt") as entry:
             meta = entry.metadata() or {}
             images, labels = entry.get_tensor("images"), entry.get_tensor("labels")
-        dataset = ImageDataset(images, labels, json.loads(meta["classes"]), meta["name"])
-    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        classes = json.loads(meta["classes"])
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise ValueError("the class names are not a list of strings")
+        dataset = ImageDataset(images, labels, classes, meta["name"])
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
+            raise ValueError("labels outside the class list")
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError, RuntimeError) as err:
         log.warning("ignoring unreadable cache entry %s (%s); decoding again", path, err)
         return None
     return dataset, meta

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.errors import CnnlabError
+
 DEFAULT_ROOT = Path("~/.cache/cnnlab")
 
 
@@ -30,12 +32,12 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(
+            raise CnnlabError(
                 f"{self.name}: images must be a uint8 tensor (N, C, H, W), "
                 f"got {self.images.dtype} of shape {tuple(self.images.shape)}"
             )
         if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
-            raise ValueError(
+            raise CnnlabError(
                 f"{self.name}: labels must be an int64 tensor of shape ({len(self.images)},), "
                 f"got {self.labels.dtype} of shape {tuple(self.labels.shape)}"
             )
@@ -49,15 +51,22 @@ class ImageDataset:
 
 
 def data_root(data_dir: str | Path | None = None) -> Path:
-    """Where datasets live: ``data_dir`` (``--data-dir``), else ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``."""
+    """Where datasets live: ``data_dir`` (``--data-dir``), else ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``.
+
+    The one resolution every reader uses (image datasets, the sentence sets, ISBI
+    slices), so one flag or one variable points all of them at one folder.
+    """
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise CnnlabError(f"--data-dir must be a folder path, got {data_dir!r}")
     chosen = data_dir or os.environ.get("CNNLAB_DATA") or DEFAULT_ROOT
     return Path(chosen).expanduser()
 
 
 def cache_root() -> Path:
-    """Where decoded datasets are cached: ``$CNNLAB_CACHE``, else ``~/.cache/cnnlab/cache``.
+    """The one cache folder: ``$CNNLAB_CACHE``, else ``~/.cache/cnnlab/cache``.
 
-    Kept apart from :func:`data_root` because the data folder may be read-only
-    (a shared copy), while the cache must be writable.
+    Decoded datasets live directly in it and the compiled word2vec kernel in its
+    ``native/`` child. Kept apart from :func:`data_root` because the data folder
+    may be read-only (a shared copy), while the cache must be writable.
     """
     return Path(os.environ.get("CNNLAB_CACHE") or DEFAULT_ROOT / "cache").expanduser()

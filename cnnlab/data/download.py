@@ -19,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnnlab.errors import CnnlabError
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -134,8 +136,9 @@ REMOTE: dict[str, tuple[str, tuple[RemoteFile, ...]]] = {
 }
 
 
-class DownloadError(OSError):
-    """A download that failed or did not verify; the message says the manual way."""
+class DownloadError(CnnlabError, OSError):
+    """A download that failed or did not verify; the message says the manual way (a user-facing
+    error, and an OSError as before)."""
 
 
 def manual_instructions(name: str, root: Path) -> str:
@@ -219,12 +222,12 @@ def download(name: str, root: Path) -> Path:
     """Fetches and verifies every file of dataset ``name`` under ``root``; returns its folder.
 
     Raises:
-        ValueError: a dataset with nothing to download.
+        CnnlabError: a dataset with nothing to download.
         DownloadError: every mirror failed; the message says how to place the
             files by hand.
     """
     if name not in REMOTE:
-        raise ValueError(f"nothing to download for {name!r}: downloadable datasets are {', '.join(REMOTE)}")
+        raise CnnlabError(f"nothing to download for {name!r}: downloadable datasets are {', '.join(REMOTE)}")
     folder, files = REMOTE[name]
     target = root / folder
     for remote in files:

@@ -11,8 +11,15 @@ image is grey the dataset has 1 channel, otherwise greys are repeated to RGB.
 All images must share one size unless ``image_size`` is given, in which case each
 is rescaled (antialiased) so its shorter side is ``image_size`` and centre-cropped
 to a square. A file that does not decode is an error naming it, or with
-``on_corrupt="skip"`` is left out and counted in a warning; truncated images are
-never accepted (Pillow's ``LOAD_TRUNCATED_IMAGES`` stays off).
+``on_corrupt="skip"`` is left out and counted in a warning; truncated images and
+decompression bombs are never accepted, and 16-bit greys are scaled to 8 bits
+(see :mod:`cnnlab.data.images`).
+
+The class list is the union of the class folders of both splits, so a label
+means the same class in train and test even when one split lacks a class. A
+split that lacks a class the other has is a warning, not an error: a small or
+partial test set is legitimate, and the labels stay right; the warning says
+that the missing class is never tested (or, for train, never learnt).
 
 Decoding is the slow part (CIFAR-10's 10,000 test JPEGs took 2.1 s on this
 2-core machine, 0.003 s from the cache), so the result is cached as uint8
@@ -21,24 +28,32 @@ tensors (see :mod:`cnnlab.data.cache`).
 
 from __future__ import annotations
 
-import io
+import json
 import logging
+import lzma
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from cnnlab.data.cache import cache_key, load_cached, save_cached
 from cnnlab.data.dataset import ImageDataset
+from cnnlab.data.images import ImageDecodeError, decode_image
+from cnnlab.errors import CnnlabError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+SPLITS = ("train", "test")
+# A member of a plain tar cannot be larger than its shard; in a compressed one
+# (gzip, bzip2, xz, told apart by their magic numbers) it is bounded by deflate's
+# 1032:1 expansion. A member declaring more is refused before its bytes are read.
+MAX_EXPANSION = 1032
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+TAR_ERRORS = (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
 
 
 def _is_image(name: str) -> bool:
@@ -48,46 +63,74 @@ def _is_image(name: str) -> bool:
 
 def _folder_items(files: list[Path]) -> Iterator[tuple[str, str, bytes]]:
     for path in files:
-        yield str(path), path.parent.name, path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise CnnlabError(f"cannot read {path} ({err.strerror or err})") from None
+        yield str(path), path.parent.name, data
+
+
+def _tar_members(shard: Path, *, read: bool) -> Iterator[tuple[str, str, bytes | None]]:
+    """(where, class, bytes or None) of each image member; a damaged shard is an error naming it."""
+    try:
+        size = shard.stat().st_size
+        with shard.open("rb") as handle:
+            compressed = handle.read(6).startswith(COMPRESSED_MAGIC)
+        limit = MAX_EXPANSION * max(size, 1) if compressed else size
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                parent = Path(member.name).parent.name
+                if not (member.isfile() and parent and _is_image(member.name)):
+                    continue
+                printable = "".join(c if c.isprintable() else "?" for c in member.name)
+                where = f"{shard}:{printable}"
+                if member.size > limit:
+                    raise CnnlabError(f"{where}: declares {member.size:,} bytes, more than {shard.name} can hold")
+                data = None
+                if read:
+                    handle = tar.extractfile(member)
+                    data = handle.read() if handle is not None else b""
+                    if len(data) != member.size:
+                        raise CnnlabError(f"{where}: the shard ends inside this member (truncated?)")
+                yield where, parent, data
+    except CnnlabError:
+        raise
+    except TAR_ERRORS as err:
+        detail = " ".join(str(err).split())[:200]
+        raise CnnlabError(f"{shard}: not a readable tar shard ({type(err).__name__}: {detail})") from None
 
 
 def _tar_items(shards: list[Path]) -> Iterator[tuple[str, str, bytes]]:
     for shard in shards:
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                parent = Path(member.name).parent.name
-                if member.isfile() and parent and _is_image(member.name):
-                    yield f"{shard}:{member.name}", parent, tar.extractfile(member).read()
+        yield from _tar_members(shard, read=True)  # type: ignore[misc]
 
 
-def _decode(data: bytes, image_size: int | None) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()  # decodes now, so a truncated file fails here
-        image = image.convert("L" if image.mode in GREY_MODES else "RGB")
-    if image_size is not None:
-        image = _resize_center_crop(image, image_size)
-    return np.asarray(image)
+def _decode(data: bytes, image_size: int | None, where: str = "<image>") -> np.ndarray:
+    return decode_image(data, where, resize_to=image_size)
 
 
-def _resize_center_crop(image: Image.Image, side: int) -> Image.Image:
-    scale = side / min(image.size)
-    width, height = max(side, round(image.width * scale)), max(side, round(image.height * scale))
-    image = image.resize((width, height), Image.Resampling.BILINEAR)
-    left, top = (width - side) // 2, (height - side) // 2
-    return image.crop((left, top, left + side, top + side))
-
-
-def _sources(path: Path, split: str) -> tuple[list[Path], bool]:
+def _split_files(path: Path, split: str) -> tuple[list[Path], bool] | None:
     split_dir = path / split
     if split_dir.is_dir():
         return sorted(p for p in split_dir.glob("*/*") if p.is_file() and _is_image(p.name)), False
     shards = sorted(path.glob(f"{split}-*.tar"))
-    if shards:
-        return shards, True
-    raise FileNotFoundError(
-        f"no {split} images in {path}: expected class folders {split_dir}/<class>/<image> "
-        f"or tar shards {path}/{split}-*.tar"
-    )
+    return (shards, True) if shards else None
+
+
+def _sources(path: Path, split: str) -> tuple[list[Path], bool]:
+    found = _split_files(path, split)
+    if found is None:
+        raise FileNotFoundError(
+            f"no {split} images in {path}: expected class folders {path / split}/<class>/<image> "
+            f"or tar shards {path}/{split}-*.tar"
+        )
+    return found
+
+
+def _split_classes(sources: list[Path], sharded: bool) -> set[str]:
+    if not sharded:
+        return {p.parent.name for p in sources}
+    return {parent for shard in sources for _, parent, _ in _tar_members(shard, read=False)}
 
 
 def load_folder(path: Path, split: str, *, image_size: int | None = None, on_corrupt: str = "error") -> ImageDataset:
@@ -102,41 +145,50 @@ def load_folder(path: Path, split: str, *, image_size: int | None = None, on_cor
 
     Raises:
         FileNotFoundError: neither layout is present.
-        ValueError: an undecodable image (with "error"), images of different
-            sizes without ``image_size``, or no images at all.
+        CnnlabError: an undecodable image (with "error"), a damaged tar shard,
+            images of different sizes without ``image_size``, or no images at all.
     """
     sources, sharded = _sources(path, split)
+    others = [found for other in SPLITS if other != split and (found := _split_files(path, other))]
     slug = f"folder-{path.name}-{split}"
-    key = cache_key(sources, image_size=image_size, on_corrupt=on_corrupt, sharded=sharded)
+    # The other split's sources are in the key because they decide the class list.
+    key = cache_key(sources + [p for files, _ in others for p in files], image_size=image_size,
+                    on_corrupt=on_corrupt, sharded=sharded, version="union-classes")
     cached = load_cached(slug, key)
     if cached is not None:
         dataset, meta = cached
         _report_skipped(int(meta.get("skipped", 0)), path, split)
+        _report_missing(meta.get("missing", "[]"), path, split)
         return dataset
+    own = _split_classes(sources, sharded)
+    everywhere = own.union(*(_split_classes(files, shards) for files, shards in others))
+    classes = sorted(everywhere)
+    missing = json.dumps(sorted(everywhere - own))
     items = _tar_items(sources) if sharded else _folder_items(sources)
-    dataset, skipped = _decode_all(items, f"{path.name}/{split}", image_size, on_corrupt)
+    dataset, skipped = _decode_all(items, f"{path.name}/{split}", image_size, on_corrupt, classes)
     _report_skipped(skipped, path, split)
-    save_cached(slug, key, dataset, skipped=str(skipped))
+    _report_missing(missing, path, split)
+    save_cached(slug, key, dataset, skipped=str(skipped), missing=missing)
     return dataset
 
 
 def _decode_all(
-    items: Iterator[tuple[str, str, bytes]], name: str, image_size: int | None, on_corrupt: str
+    items: Iterator[tuple[str, str, bytes]], name: str, image_size: int | None, on_corrupt: str,
+    classes: list[str] | None = None,
 ) -> tuple[ImageDataset, int]:
     arrays, class_names, skipped = [], [], 0
     first_where = ""
     for where, class_name, data in items:
         try:
-            array = _decode(data, image_size)
-        except DECODE_ERRORS as err:
+            array = _decode(data, image_size, where)
+        except ImageDecodeError as err:
             if on_corrupt == "error":
-                hint = "fix or remove it, or pass on_corrupt='skip'"
-                raise ValueError(f"cannot decode {where} ({err}); {hint}") from None
+                raise ImageDecodeError(f"{err}; fix or remove it, or pass on_corrupt='skip'") from None
             log.debug("skipping undecodable %s (%s)", where, err)
             skipped += 1
             continue
         if arrays and array.shape[:2] != arrays[0].shape[:2]:
-            raise ValueError(
+            raise CnnlabError(
                 f"{where} is {array.shape[1]}x{array.shape[0]} but {first_where} is "
                 f"{arrays[0].shape[1]}x{arrays[0].shape[0]}: give image_size to resize all images to one size"
             )
@@ -144,17 +196,17 @@ def _decode_all(
         arrays.append(array)
         class_names.append(class_name)
     if not arrays:
-        raise ValueError(f"{name}: no decodable images found ({skipped} skipped)")
-    return _stack(arrays, class_names, name), skipped
+        raise CnnlabError(f"{name}: no decodable images found ({skipped} skipped)")
+    return _stack(arrays, class_names, name, classes), skipped
 
 
-def _stack(arrays: list[np.ndarray], class_names: list[str], name: str) -> ImageDataset:
+def _stack(arrays: list[np.ndarray], class_names: list[str], name: str, classes: list[str] | None) -> ImageDataset:
     if any(a.ndim == 3 for a in arrays):
         arrays = [np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     else:
         images = torch.from_numpy(np.stack(arrays)).unsqueeze(1)
-    classes = sorted(set(class_names))
+    classes = classes if classes is not None else sorted(set(class_names))
     index = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([index[c] for c in class_names], dtype=torch.int64)
     return ImageDataset(images, labels, classes, name)
@@ -163,3 +215,15 @@ def _stack(arrays: list[np.ndarray], class_names: list[str], name: str) -> Image
 def _report_skipped(skipped: int, path: Path, split: str) -> None:
     if skipped:
         log.warning("%s/%s: skipped %d images that could not be decoded", path, split, skipped)
+
+
+def _report_missing(missing: str, path: Path, split: str) -> None:
+    try:
+        classes = json.loads(missing)
+    except ValueError:
+        classes = []
+    if classes:
+        other = "test" if split == "train" else "train"
+        consequence = "the model never learns them" if split == "train" else "they are never tested"
+        log.warning("%s/%s has no images of class(es) %s, which the %s split has: %s",
+                    path, split, ", ".join(classes), other, consequence)

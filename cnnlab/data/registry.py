@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.data.dataset import ImageDataset, data_root
+from cnnlab.errors import CnnlabError
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "folder:PATH")
 SPLITS = ("train", "test")
@@ -32,14 +33,17 @@ def load_dataset(
             image to this square side; by default all images must share a size.
 
     Raises:
-        ValueError: unknown name, split or policy.
+        CnnlabError: unknown name, split or policy, ``folder:`` without a path,
+            or a file that is not what it should be (the message names it).
         FileNotFoundError: the files are missing; the message names them and
             says how to get them.
     """
+    if not isinstance(name, str):
+        raise CnnlabError(f"the dataset must be a name such as 'cifar10' or 'folder:PATH', got {name!r}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        raise CnnlabError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     if on_corrupt not in ON_CORRUPT:
-        raise ValueError(f"unknown on_corrupt policy {on_corrupt!r}: use one of {', '.join(ON_CORRUPT)}")
+        raise CnnlabError(f"unknown on_corrupt policy {on_corrupt!r}: use one of {', '.join(ON_CORRUPT)}")
     root = data_root(data_dir)
     if name == "digits":
         from cnnlab.data.digits import load_digits
@@ -53,10 +57,11 @@ def load_dataset(
         from cnnlab.data.cifar import load_cifar
 
         return load_cifar(name, root, split, on_corrupt=on_corrupt)
-    if name.startswith("folder:") and len(name) > len("folder:"):
+    if name.startswith("folder:"):
+        folder = name[len("folder:") :].strip()
+        if not folder:
+            raise CnnlabError("'folder:' needs the path of your image folder after the colon, e.g. folder:~/my-images")
         from cnnlab.data.folder import load_folder
 
-        return load_folder(
-            Path(name[len("folder:") :]).expanduser(), split, image_size=image_size, on_corrupt=on_corrupt
-        )
-    raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(DATASET_NAMES)}")
+        return load_folder(Path(folder).expanduser(), split, image_size=image_size, on_corrupt=on_corrupt)
+    raise CnnlabError(f"unknown dataset {name!r}: use one of {', '.join(DATASET_NAMES)}")

@@ -30,6 +30,8 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from cnnlab.errors import CnnlabError
+
 
 def _challenge_thresholds() -> tuple[float, ...]:
     # Fiji's `for (th = 0.0; th <= 1.0; th += 0.1)`, float rounding included.
@@ -48,16 +50,16 @@ def _as_stack(x: object, name: str) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
-        raise ValueError(f"{name} must be (H, W) or (N, H, W), got shape {arr.shape}")
+        raise CnnlabError(f"{name} must be (H, W) or (N, H, W), got shape {arr.shape}")
     return arr
 
 
 def _inputs(prob: object, truth: object) -> tuple[np.ndarray, np.ndarray]:
     prob, truth = _as_stack(prob, "prob"), _as_stack(truth, "truth")
     if prob.shape != truth.shape:
-        raise ValueError(f"prob and truth must have the same shape, got {prob.shape} and {truth.shape}")
+        raise CnnlabError(f"prob and truth must have the same shape, got {prob.shape} and {truth.shape}")
     if prob.min() < -1e-6 or prob.max() > 1 + 1e-6:  # room for rounding, e.g. of an averaged map
-        raise ValueError("prob must be cell probabilities in [0, 1] (divide 8-bit maps by 255)")
+        raise CnnlabError("prob must be cell probabilities in [0, 1] (divide 8-bit maps by 255)")
     prob = prob.clip(0, 1)
     truth_cells = truth > (127.5 if truth.max() > 1 else 0.5)
     return prob, truth_cells

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from cnnlab.errors import CnnlabError
+
 
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, int]:
     """How many rows have their label among the ``k`` highest scores, for each ``k``.
@@ -19,11 +21,11 @@ def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] =
         ks: the k values.
     """
     if scores.dim() != 2 or labels.shape != scores.shape[:1]:
-        raise ValueError(
+        raise CnnlabError(
             f"topk needs scores (N, K) and labels (N,), got {tuple(scores.shape)} and {tuple(labels.shape)}"
         )
     if min(ks) < 1:
-        raise ValueError(f"k must be >= 1, got {list(ks)}")
+        raise CnnlabError(f"k must be >= 1, got {list(ks)}")
     top = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
     hits = top.eq(labels.to(top.device)[:, None])
     return {k: int(hits[:, :k].any(dim=1).sum()) for k in ks}
@@ -35,7 +37,7 @@ def topk_accuracy(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] 
     The error the papers quote is ``1 - accuracy`` (top-1 and top-5 error).
     """
     if len(labels) == 0:
-        raise ValueError("topk accuracy of an empty batch is undefined")
+        raise CnnlabError("topk accuracy of an empty batch is undefined")
     return {k: correct / len(labels) for k, correct in topk_correct(scores, labels, ks).items()}
 
 

@@ -15,6 +15,7 @@ geometry scaled to the network's input with :func:`scaled_geometry`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,7 +23,9 @@ import torch
 from torch import nn
 
 from cnnlab.data.augment import resize_bilinear
+from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.metrics import topk_correct
+from cnnlab.progress import Progress
 
 Model = Callable[[torch.Tensor], Any]
 Protocol = Callable[..., torch.Tensor]
@@ -51,7 +54,7 @@ def crop(images: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
     """The ``size`` x ``size`` window at (``top``, ``left``) of every image."""
     h, w = images.shape[-2:]
     if size > min(h, w):
-        raise ValueError(
+        raise CnnlabError(
             f"a {size}x{size} crop does not fit a {h}x{w} image: pass a smaller crop "
             "(scaled_geometry(protocol, input_size) gives the paper's geometry for small images)"
         )
@@ -144,7 +147,7 @@ def class_scores(output: Any) -> torch.Tensor:
     if output.dim() == 4:
         return output.mean(dim=(2, 3))
     if output.dim() != 2:
-        raise ValueError(f"a model must return logits (N, K) or a score map (N, K, h, w), got {tuple(output.shape)}")
+        raise CnnlabError(f"a model must return logits (N, K) or a score map (N, K, h, w), got {tuple(output.shape)}")
     return output
 
 
@@ -204,7 +207,7 @@ def ensemble(
 ) -> torch.Tensor:
     """The softmax averaged over several models, each tested with ``protocol``."""
     if not models:
-        raise ValueError("an ensemble needs at least one model")
+        raise CnnlabError("an ensemble needs at least one model")
     return sum(protocol(model, images, **geometry) for model in models) / len(models)
 
 
@@ -222,7 +225,7 @@ def scaled_geometry(protocol: str, input_size: int) -> dict[str, Any]:
         "multiscale": {"scales": tuple(round(s * ratio) for s in DENSE_SCALES)},
     }
     if protocol not in scaled:
-        raise ValueError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        raise CnnlabError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
     return scaled[protocol]
 
 
@@ -233,7 +236,7 @@ def _resolve(protocol: str | Protocol) -> Protocol:
     if callable(protocol):
         return protocol
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        raise CnnlabError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
     return PROTOCOLS[protocol]
 
 
@@ -268,13 +271,15 @@ def evaluate(
     protocol_fn = _resolve(protocol)
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     if len(dataset) == 0:
-        raise ValueError(f"{dataset.name} is empty: nothing to evaluate")
+        raise CnnlabError(f"{dataset.name} is empty: nothing to evaluate")
     was_training = [m.training for m in models if isinstance(m, nn.Module)]
     for m in models:
         if isinstance(m, nn.Module):
             m.eval()
     correct = {1: 0, 5: 0}
     generator = torch.Generator().manual_seed(0)  # any random transform is at least repeatable
+    name = protocol if isinstance(protocol, str) else getattr(protocol, "__name__", "protocol")
+    progress = Progress(f"{name} test", math.ceil(len(dataset) / batch_size))
     try:
         for start in range(0, len(dataset), batch_size):
             images = dataset.images[start : start + batch_size].to(device).float() / 255
@@ -284,6 +289,8 @@ def evaluate(
             probs = ensemble(models, images, protocol_fn, **geometry)
             for k, hits in topk_correct(probs, labels, (1, 5)).items():
                 correct[k] += hits
+            progress.update(start // batch_size + 1, min(start + batch_size, len(dataset)))
+        progress.finish()
     finally:
         for m, training in zip((m for m in models if isinstance(m, nn.Module)), was_training):
             m.train(training)

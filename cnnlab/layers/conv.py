@@ -8,7 +8,8 @@ from torch import nn
 class ConvBnAct(nn.Sequential):
     """Conv (no bias when BN follows) -> BN -> ReLU, the unit of every BN-era network.
 
-    Padding defaults to ``kernel_size // 2`` per axis ("same" at stride 1).
+    Padding defaults to ``kernel_size // 2`` per axis ("same" at stride 1); ``eps`` is
+    the BN epsilon (TF-slim's released nets use 1e-3, PyTorch's default is 1e-5).
     """
 
     def __init__(
@@ -21,6 +22,7 @@ class ConvBnAct(nn.Sequential):
         groups: int = 1,
         bn: bool = True,
         act: bool = True,
+        eps: float = 1e-5,
     ) -> None:
         if padding is None:
             ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
@@ -29,7 +31,7 @@ class ConvBnAct(nn.Sequential):
             nn.Conv2d(in_chans, out_chans, kernel_size, stride, padding, groups=groups, bias=not bn)
         ]
         if bn:
-            layers.append(nn.BatchNorm2d(out_chans))
+            layers.append(nn.BatchNorm2d(out_chans, eps=eps))
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)

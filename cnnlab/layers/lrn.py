@@ -14,6 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx import Proxy
+
+from cnnlab.errors import CnnlabError
 
 MODES = ("across", "within")
 
@@ -46,13 +49,13 @@ class LocalResponseNorm(nn.Module):
     ) -> None:
         super().__init__()
         if size < 1 or size % 2 == 0:
-            raise ValueError(f"LRN size must be a positive odd number (a centred window), got {size}")
+            raise CnnlabError(f"LRN size must be a positive odd number (a centred window), got {size}")
         if mode not in MODES:
-            raise ValueError(f"LRN mode must be one of {MODES}, got {mode!r}")
+            raise CnnlabError(f"LRN mode must be one of {MODES}, got {mode!r}")
         if k <= 0 or alpha < 0:
-            raise ValueError(f"LRN needs k > 0 and alpha >= 0, got k={k}, alpha={alpha}")
+            raise CnnlabError(f"LRN needs k > 0 and alpha >= 0, got k={k}, alpha={alpha}")
         if groups < 1:
-            raise ValueError(f"LRN groups must be >= 1, got {groups}")
+            raise CnnlabError(f"LRN groups must be >= 1, got {groups}")
         self.size, self.alpha, self.beta, self.k, self.mode, self.groups = size, alpha, beta, k, mode, groups
 
     def window_sum(self, squares: torch.Tensor) -> torch.Tensor:
@@ -61,17 +64,22 @@ class LocalResponseNorm(nn.Module):
         if self.mode == "within":
             padded = F.pad(squares, (half, half, half, half))
             return F.avg_pool2d(padded, n, stride=1) * (n * n)
-        batch, chans, height, width = squares.shape
-        if chans % self.groups:
-            raise ValueError(f"LRN with groups={self.groups} needs channels divisible by it, got {chans}")
-        # Each group's channels become the depth axis of a 3-D pool, so the window
-        # slides over channels and stops at the group's edges.
-        stacked = squares.reshape(batch * self.groups, 1, chans // self.groups, height, width)
+        if not isinstance(squares, Proxy) and squares.shape[1] % self.groups:
+            raise CnnlabError(f"LRN with groups={self.groups} needs channels divisible by it, got {squares.shape[1]}")
+        # (N, groups, C / groups, H, W): each group's channels become the depth axis of a
+        # 3-D pool, so the window slides over channels and stops at the group's edges. No
+        # shape is read, so symbolic tracing (torch.fx) follows it.
+        stacked = squares.unflatten(1, (self.groups, -1))
         pooled = F.avg_pool3d(F.pad(stacked, (0, 0, 0, 0, half, half)), (n, 1, 1), stride=1)
-        return pooled.reshape(batch, chans, height, width) * n
+        return pooled.flatten(1, 2) * n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (self.k + self.alpha * self.window_sum(x * x)).pow(-self.beta)
+        # bf16 and fp16 have no 3-D pooling kernel on the CPU, and a sum of squares loses
+        # digits in them: normalise in float32 and return the input's precision.
+        low = not isinstance(x, Proxy) and x.dtype in (torch.bfloat16, torch.float16)
+        work = x.float() if low else x
+        out = work * (self.k + self.alpha * self.window_sum(work * work)).pow(-self.beta)
+        return out.to(x.dtype) if low else out
 
     def extra_repr(self) -> str:
         return (f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}, mode={self.mode!r}"

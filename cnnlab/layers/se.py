@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.registry import Paper
+
+SENET_PAPER = Paper("Hu, Shen, Sun", 2018, "Squeeze-and-Excitation Networks")
+SE_REDUCTION = 16  # the paper's default r (section 6.1), used for all its SE nets
+
 
 class SqueezeExcite(nn.Module):
     """Recalibrates channels: s = sigmoid(W2 ReLU(W1 z)), z the global average.
@@ -17,7 +22,7 @@ class SqueezeExcite(nn.Module):
         reduction: r, the bottleneck ratio of the two FC layers (16 in the paper).
     """
 
-    def __init__(self, channels: int, reduction: int = 16) -> None:
+    def __init__(self, channels: int, reduction: int = SE_REDUCTION) -> None:
         super().__init__()
         hidden = max(1, channels // reduction)
         self.fc1 = nn.Linear(channels, hidden)

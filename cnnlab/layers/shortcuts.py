@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.errors import CnnlabError
+
 SHORTCUTS = ("A", "B", "C")
 
 
@@ -18,7 +20,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_chans: int, out_chans: int, stride: int) -> None:
         super().__init__()
         if out_chans < in_chans:
-            raise ValueError("option A shortcuts cannot reduce channels")
+            raise CnnlabError("option A shortcuts cannot reduce channels")
         self.extra = out_chans - in_chans
         self.stride = stride
 
@@ -41,7 +43,7 @@ def make_shortcut(
             already-normalised input and use none).
     """
     if kind not in SHORTCUTS:
-        raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {kind!r}")
+        raise CnnlabError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {kind!r}")
     changes = stride != 1 or in_chans != out_chans
     if kind == "A" or (kind == "B" and not changes):
         return ZeroPadShortcut(in_chans, out_chans, stride) if changes else nn.Identity()

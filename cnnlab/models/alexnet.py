@@ -16,64 +16,16 @@ kernels, without response normalisation.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from cnnlab.layers import LocalResponseNorm, class_layer
+from cnnlab.errors import CnnlabError
+from cnnlab.layers import FullyConnectedHead, LocalResponseNorm
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.registry import Paper, imagenet_card, register_model
 
 ALEXNET_PAPER = Paper("Krizhevsky, Sutskever, Hinton", 2012,
                       "ImageNet Classification with Deep Convolutional Neural Networks")
 OWT_PAPER = Paper("Krizhevsky", 2014, "One weird trick for parallelizing convolutional neural networks")
-
-
-class FullyConnectedHead(nn.Module):
-    """fc6 and fc7 (ReLU, dropout) then the class layer fc8, as AlexNet and VGG end.
-
-    The pooling to ``grid`` is the identity at the paper's input size; at other
-    sizes it lets fc6 still see a ``grid`` x ``grid`` map (as torchvision does).
-
-    Args:
-        in_chans: channels of the last feature map.
-        grid: its side at the paper's input size (6 for AlexNet, 7 for VGG).
-        num_classes: outputs of fc8; 0 makes fc8 the identity.
-        hidden: width of fc6 and fc7.
-        dropout: drop probability of the two dropout layers.
-        dropout_before_fc6: True drops the inputs of fc6 and fc7 (AlexNet, as
-            the lecture and torchvision read the paper); False the outputs of
-            fc6 and fc7 (VGG's released Caffe definition).
-    """
-
-    def __init__(self, in_chans: int, grid: int, num_classes: int, hidden: int = 4096, dropout: float = 0.5,
-                 dropout_before_fc6: bool = True) -> None:
-        super().__init__()
-        self.num_features = hidden
-        self.pool = nn.AdaptiveAvgPool2d(grid)
-        drop = nn.Dropout(dropout)
-        self.fc6 = nn.Linear(in_chans * grid * grid, hidden)
-        self.fc7 = nn.Linear(hidden, hidden)
-        self.drop6 = drop if dropout_before_fc6 else nn.Identity()
-        self.drop7 = drop
-        self.drop8 = nn.Identity() if dropout_before_fc6 else drop
-        self.fc8: nn.Module = nn.Identity()
-        self.reset(num_classes)
-
-    def reset(self, num_classes: int) -> None:
-        """Replaces fc8 with a fresh N(0, 0.01) layer for ``num_classes`` classes."""
-        self.fc8 = class_layer(self.num_features, num_classes)
-
-    @property
-    def structure(self) -> str:
-        """The head's row of a paper-style table, e.g. "fc6 4096, fc7 4096, fc8 1000"."""
-        classes = self.fc8.out_features if isinstance(self.fc8, nn.Linear) else 0
-        return f"fc6 {self.num_features}, fc7 {self.num_features}, fc8 {classes}"
-
-    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.pool(x), 1)
-        x = torch.relu(self.fc6(self.drop6(x)))
-        x = self.drop8(torch.relu(self.fc7(self.drop7(x))))
-        return x if pre_logits else self.fc8(x)
 
 
 def _conv_stage(in_chans: int, out_chans: int, kernel_size: int, stride: int = 1, padding: int = 0, groups: int = 1,
@@ -100,13 +52,15 @@ class AlexNet(ImageClassifier):
         lrn: whether conv1 and conv2 are followed by response normalisation.
         lrn_mode: "across" channels (the paper) or "within" a channel (spatial).
         dropout: of the two dropout layers in the head.
+        conv1_padding: 0 keeps the paper's 227x227 geometry; 2 is torchvision's
+            (its weights were trained with it, on 224x224 crops).
     """
 
     def __init__(self, *, widths: tuple[int, int, int, int, int], towers: int, lrn: bool, in_chans: int,
-                 num_classes: int, lrn_mode: str = "across", dropout: float = 0.5) -> None:
+                 num_classes: int, lrn_mode: str = "across", dropout: float = 0.5, conv1_padding: int = 0) -> None:
         super().__init__(in_chans=in_chans, num_classes=num_classes)
         if towers not in (1, 2):
-            raise ValueError(f"towers must be 1 or 2, got {towers}")
+            raise CnnlabError(f"towers must be 1 or 2, got {towers}")
         c1, c2, c3, c4, c5 = widths
 
         def norm() -> LocalResponseNorm | None:
@@ -115,14 +69,14 @@ class AlexNet(ImageClassifier):
 
         split = f", {towers} towers" if towers > 1 else ""
         lrn_text = ", LRN" if lrn else ""
-        self.conv1 = _conv_stage(in_chans, c1, 11, 4, lrn=norm(), pool=True,
-                                 structure=f"11x11, {c1}, stride 4{lrn_text}, 3x3 max pool stride 2")
-        self.conv2 = _conv_stage(c1, c2, 5, padding=2, groups=towers, lrn=norm(), pool=True,
-                                 structure=f"5x5, {c2}{split}{lrn_text}, 3x3 max pool stride 2")
-        self.conv3 = _conv_stage(c2, c3, 3, padding=1, structure=f"3x3, {c3}")
-        self.conv4 = _conv_stage(c3, c4, 3, padding=1, groups=towers, structure=f"3x3, {c4}{split}")
-        self.conv5 = _conv_stage(c4, c5, 3, padding=1, groups=towers, pool=True,
-                                 structure=f"3x3, {c5}{split}, 3x3 max pool stride 2")
+        self.add_stage("conv1", _conv_stage(in_chans, c1, 11, 4, padding=conv1_padding, lrn=norm(), pool=True,
+                                 structure=f"11x11, {c1}, stride 4{lrn_text}, 3x3 max pool stride 2"))
+        self.add_stage("conv2", _conv_stage(c1, c2, 5, padding=2, groups=towers, lrn=norm(), pool=True,
+                                 structure=f"5x5, {c2}{split}{lrn_text}, 3x3 max pool stride 2"))
+        self.add_stage("conv3", _conv_stage(c2, c3, 3, padding=1, structure=f"3x3, {c3}"))
+        self.add_stage("conv4", _conv_stage(c3, c4, 3, padding=1, groups=towers, structure=f"3x3, {c4}{split}"))
+        self.add_stage("conv5", _conv_stage(c4, c5, 3, padding=1, groups=towers, pool=True,
+                                 structure=f"3x3, {c5}{split}, 3x3 max pool stride 2"))
         self.head = FullyConnectedHead(c5, 6, num_classes, dropout=dropout, dropout_before_fc6=True)
         self._init_as_paper()
 
@@ -140,8 +94,8 @@ class AlexNet(ImageClassifier):
 # The smallest side for which every pooling still has a 3x3 window (checked in tests).
 _MIN_SIZE = 67
 
-_ALEXNET_CARD = ModelCard(
-    paper=ALEXNET_PAPER, task="imagenet", input_size=227, min_input_size=_MIN_SIZE, num_classes=1000,
+_ALEXNET_CARD = imagenet_card(
+    ALEXNET_PAPER, input_size=227, min_input_size=_MIN_SIZE,
     params=60_965_224, macs=None, errors={"top1": 40.7, "top5": 18.2},
     source="Table 2 (one CNN, ILSVRC-2012 validation); params: Figure 2's layers",
     notes=("The paper says 224x224 but its layer sizes need 227x227. Table 1 (ILSVRC-2010 test): "
@@ -150,11 +104,12 @@ _ALEXNET_CARD = ModelCard(
            "lrn_mode='within' normalises spatially instead of across channels."),
 )
 
-_OWT_CARD = ModelCard(
-    paper=OWT_PAPER, task="imagenet", input_size=227, min_input_size=_MIN_SIZE, num_classes=1000,
+_OWT_CARD = imagenet_card(
+    OWT_PAPER, input_size=227, min_input_size=_MIN_SIZE,
     params=None, macs=None, source="section 5 (the one-column net)",
     notes=("The paper gives no parameter or multiply-add counts (61,100,840 and 0.71 G measured). "
-           "Kept on AlexNet's 227x227 geometry (conv1 unpadded)."),
+           "Kept on AlexNet's 227x227 geometry (conv1 unpadded); conv1_padding=2 is torchvision's 'alexnet', "
+           "which its weights need."),
 )
 
 
@@ -166,7 +121,11 @@ def alexnet(*, num_classes: int, in_chans: int, lrn_mode: str = "across", dropou
 
 
 @register_model(_OWT_CARD)
-def alexnet_owt(*, num_classes: int, in_chans: int, dropout: float = 0.5) -> AlexNet:
-    """The single-tower 64-192-384-256-256 net of "One weird trick", without LRN."""
+def alexnet_owt(*, num_classes: int, in_chans: int, dropout: float = 0.5, conv1_padding: int = 0) -> AlexNet:
+    """The single-tower 64-192-384-256-256 net of "One weird trick", without LRN.
+
+    Args:
+        conv1_padding: 2 for torchvision's weights (trained on 224x224 crops).
+    """
     return AlexNet(widths=(64, 192, 384, 256, 256), towers=1, lrn=False, dropout=dropout,
-                   in_chans=in_chans, num_classes=num_classes)
+                   in_chans=in_chans, num_classes=num_classes, conv1_padding=conv1_padding)

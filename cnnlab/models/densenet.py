@@ -28,9 +28,10 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead, he_init
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.registry import ModelCard, Paper, cifar_card, imagenet_card, register_model
 
 DENSENET_PAPER = Paper("Huang, Liu, van der Maaten, Weinberger", 2017, "Densely Connected Convolutional Networks")
 
@@ -139,7 +140,7 @@ def _stem(kind: str, in_chans: int, out_chans: int) -> nn.Sequential:
         stem = nn.Sequential(nn.Conv2d(in_chans, out_chans, 3, 1, 1, bias=False))
         stem.structure = f"3x3 conv {out_chans}"
     else:
-        raise ValueError(f"stem must be 'imagenet' or 'cifar', got {kind!r}")
+        raise CnnlabError(f"stem must be 'imagenet' or 'cifar', got {kind!r}")
     return stem
 
 
@@ -165,19 +166,20 @@ class DenseNet(ImageClassifier):
                  memory_efficient: bool = False) -> None:
         super().__init__(in_chans=in_chans, num_classes=num_classes)
         if not 0 < compression <= 1:
-            raise ValueError(f"compression (theta) must be in (0, 1], got {compression}")
-        self.stem = _stem(stem, in_chans, stem_chans)
+            raise CnnlabError(f"compression (theta) must be in (0, 1], got {compression}")
+        self.add_stage("stem", _stem(stem, in_chans, stem_chans))
         chans = stem_chans
         for i, num_layers in enumerate(block_layers, 1):
             block = DenseBlock(num_layers, chans, growth_rate, bottleneck, drop_rate, memory_efficient)
-            self.add_module(f"dense{i}", block)
+            self.add_stage(f"dense{i}", block)
             chans = block.out_chans
             if i < len(block_layers):
                 out = int(compression * chans)
-                self.add_module(f"transition{i}", Transition(chans, out, drop_rate))
+                self.add_stage(f"transition{i}", Transition(chans, out, drop_rate))
                 chans = out
-        self.norm = nn.Sequential(nn.BatchNorm2d(chans), nn.ReLU(inplace=True))
-        self.norm.structure = "BN, ReLU"
+        norm = nn.Sequential(nn.BatchNorm2d(chans), nn.ReLU(inplace=True))
+        norm.structure = "BN, ReLU"
+        self.add_stage("norm", norm)
         self.head = ClassifierHead(chans, num_classes)
         he_init(self)  # the authors' code: He init (fan_out) for convolutions
         self.head.reset(num_classes)
@@ -193,7 +195,7 @@ def cifar_densenet(depth: int, growth_rate: int, *, bottleneck: bool, compressio
     convs_per_layer = 2 if bottleneck else 1
     per_block, rest = divmod(depth - 4, 3 * convs_per_layer)
     if rest or per_block < 1:
-        raise ValueError(f"a CIFAR DenseNet{'-B' if bottleneck else ''} needs depth = {3 * convs_per_layer}n + 4, "
+        raise CnnlabError(f"a CIFAR DenseNet{'-B' if bottleneck else ''} needs depth = {3 * convs_per_layer}n + 4, "
                          f"got {depth}")
     stem_chans = 2 * growth_rate if bottleneck else 16
     return DenseNet(block_layers=(per_block,) * 3, growth_rate=growth_rate, stem="cifar", stem_chans=stem_chans,
@@ -213,8 +215,7 @@ _IMAGENET_NOTE = ("The paper tabulates no parameter or multiply-add counts for t
 
 
 def _imagenet_card(errors: dict[str, float], source: str = _IMAGENET_SOURCE, notes: str = _IMAGENET_NOTE) -> ModelCard:
-    return ModelCard(paper=DENSENET_PAPER, task="imagenet", input_size=224, min_input_size=32, num_classes=1000,
-                     errors=errors, source=source, notes=notes)
+    return imagenet_card(DENSENET_PAPER, errors=errors, source=source, notes=notes)
 
 
 @register_model(_imagenet_card({"top1": 25.02, "top5": 7.71}))
@@ -249,10 +250,9 @@ def densenet161(**kwargs) -> DenseNet:
 
 
 def _cifar_card(params: float, errors: dict[str, float]) -> ModelCard:
-    return ModelCard(paper=DENSENET_PAPER, task="cifar", input_size=32, min_input_size=4, num_classes=10,
-                     params=params, errors=errors,
-                     source="Table 2 (test error %: C10, C10+, C100, C100+, SVHN; '+' = augmented)",
-                     notes="num_classes=100 for CIFAR-100 adds a few thousand classifier weights.")
+    return cifar_card(DENSENET_PAPER, min_input_size=4, params=params, errors=errors,
+                      source="Table 2 (test error %: C10, C10+, C100, C100+, SVHN; '+' = augmented)",
+                      notes="num_classes=100 for CIFAR-100 adds a few thousand classifier weights.")
 
 
 def _errors(c10: float | None, c10_aug: float, c100: float | None, c100_aug: float,

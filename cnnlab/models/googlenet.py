@@ -1,20 +1,13 @@
-"""GoogLeNet and BN-Inception, and the machinery every Inception network shares.
+"""GoogLeNet and BN-Inception.
 
 Papers: Szegedy et al. (2015) "Going Deeper with Convolutions" (GoogLeNet, Table 1
 and Figures 2-3); Ioffe & Szegedy (2015) "Batch Normalization" (BN-Inception, the
 network of its Figure 5); Hu et al. (2018) "Squeeze-and-Excitation Networks"
 (SE-Inception, Figure 2).
 
-Every Inception network here is an :class:`InceptionNet`: named stages run in
-order (they are the rows of the paper's table, so ``cnnlab summary`` prints it),
-auxiliary classifiers tap some stages in training, and a pooled linear head ends
-the net. An inception module is a :class:`Concat` of parallel branches.
-
-Auxiliary-classifier contract (the trainer relies on it): in training mode a net
-with auxiliary heads returns ``(logits, aux_1, ...)`` in stage order and
-``model.aux_weights`` holds each auxiliary loss weight; in eval mode, or built with
-``aux_logits=False``, it returns the logits alone. ``forward_features`` and
-``forward_head`` are always the main path.
+Both are an :class:`~cnnlab.models.base.InceptionNet` (named stages, auxiliary
+classifiers in training, a pooled linear head) of :class:`~cnnlab.layers.inception.Concat`
+modules; that machinery is shared with Inception-v3, -v4 and the Inception-ResNets.
 
 Measured on the meta device at 224x224 (``cnnlab summary googlenet``, built with
 ``aux_logits=False``): GoogLeNet has 6,998,552 parameters and 1.58 GMACs (the
@@ -27,149 +20,18 @@ BN-Inception: 11,285,224 parameters, 2.03 GMACs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import torch
 from torch import nn
 
-from cnnlab.layers import ClassifierHead, ConvBnAct, SqueezeExcite, he_init
+from cnnlab.layers import ClassifierHead, ConvBnAct, he_init
+from cnnlab.layers.inception import AuxClassifier, Concat, chain, described, paper_average_pool
 from cnnlab.layers.lrn import LocalResponseNorm
-from cnnlab.models.base import ImageClassifier, check_image_batch
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
+from cnnlab.models.base import InceptionNet
+from cnnlab.registry import ModelCard, Paper, imagenet_card, register_model
 
 GOOGLENET_PAPER = Paper("Szegedy et al.", 2015, "Going Deeper with Convolutions")
 BN_PAPER = Paper("Ioffe, Szegedy", 2015, "Batch Normalization: Accelerating Deep Network Training by Reducing "
                  "Internal Covariate Shift")
-SENET_PAPER = Paper("Hu, Shen, Sun", 2018, "Squeeze-and-Excitation Networks")
-
-SE_REDUCTION = 16  # SENet's default r, used for all its SE-Inception nets
-
-
-# --------------------------------------------------------------------------- shared blocks
-
-class Concat(nn.Module):
-    """Parallel branches over the same input, concatenated along channels.
-
-    Args:
-        branches: the branches; their outputs must share height and width.
-        out_chans: channels of the concatenation (the branches' outputs summed).
-        se_reduction: r of an SE block on the concatenated output (SE-Inception,
-            Hu et al. Figure 2), or None.
-    """
-
-    def __init__(self, *branches: nn.Module, out_chans: int, se_reduction: int | None = None) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-        self.out_chans = out_chans
-        self.se = SqueezeExcite(out_chans, se_reduction) if se_reduction else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.se(torch.cat([branch(x) for branch in self.branches], dim=1))
-
-
-def chain(*layers: nn.Module) -> nn.Sequential:
-    """One branch of an inception module: layers applied in turn."""
-    return nn.Sequential(*layers)
-
-
-def described(module: nn.Module, structure: str) -> nn.Module:
-    """Attaches the paper-style ``structure`` text that the profile table prints."""
-    module.structure = structure
-    return module
-
-
-class AuxClassifier(nn.Module):
-    """A side classifier on an intermediate stage, used only in training.
-
-    Args:
-        body: pooling and convolutions down to a feature map or vector.
-        head: the classifier over the body's output (pools a map, then dropout, fc).
-    """
-
-    def __init__(self, body: nn.Sequential, head: ClassifierHead) -> None:
-        super().__init__()
-        self.body = body
-        self.head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-    def reset(self, num_classes: int) -> None:
-        """Replaces the class layer, as :meth:`ClassifierHead.reset`."""
-        self.head.reset(num_classes)
-
-
-def paper_average_pool(grid: int) -> nn.Sequential:
-    """The auxiliary heads' 5x5/3 average pool, then pooled to ``grid`` x ``grid``.
-
-    At the paper's input size the 5x5/3 pool already yields ``grid`` (GoogLeNet: 14 ->
-    4; Inception-v3: 17 -> 5), so the adaptive pool changes nothing there; at other
-    sizes it averages (or repeats) cells so the layers after it keep their input size.
-    """
-    return nn.Sequential(nn.AvgPool2d(5, 3), nn.AdaptiveAvgPool2d(grid))
-
-
-class InceptionNet(ImageClassifier):
-    """Named stages in order, optional auxiliary classifiers, and a pooled linear head.
-
-    Args:
-        name: the registered name, used in error messages.
-        stages: the paper's rows in execution order; each may carry ``structure``.
-        num_features: channels of the last stage.
-        dropout: before the class layer.
-        aux: auxiliary classifiers keyed by the stage whose output they read.
-        aux_weights: the loss weight of each auxiliary classifier, in stage order.
-    """
-
-    def __init__(self, *, name: str, stages: dict[str, nn.Module], num_features: int, in_chans: int, num_classes: int,
-                 dropout: float = 0.0, aux: dict[str, AuxClassifier] | None = None,
-                 aux_weights: tuple[float, ...] = ()) -> None:
-        super().__init__(in_chans=in_chans, num_classes=num_classes)
-        self.name = name
-        aux = aux or {}
-        unknown = set(aux) - set(stages)
-        if unknown:
-            raise ValueError(f"auxiliary heads on unknown stages: {sorted(unknown)}")
-        if len(aux_weights) != len(aux):
-            raise ValueError(f"need one loss weight per auxiliary head, got {len(aux_weights)} for {len(aux)}")
-        for stage_name, stage in stages.items():
-            self.add_module(stage_name, stage)
-        self.stage_names = tuple(stages)
-        self.aux = nn.ModuleDict(aux)
-        self.aux_weights = tuple(aux_weights)
-        self.head = ClassifierHead(num_features, num_classes, dropout)
-        # He et al. (2015) init for every conv, BN to identity, FC layers N(0, 0.01); the
-        # papers' own schemes (DistBelief, TF-slim's variance scaling) are variants of it.
-        he_init(self)
-
-    def check_input(self, x: torch.Tensor) -> None:
-        check_image_batch(x, name=self.name, in_chans=self.in_chans, min_size=self.min_input_size)
-
-    def stages(self) -> Iterator[tuple[str, nn.Module]]:
-        """The main path's stages, in execution order."""
-        return ((name, getattr(self, name)) for name in self.stage_names)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for _, stage in self.stages():
-            x = stage(x)
-        return x
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replaces the class layer of the head and of every auxiliary head."""
-        super().reset_classifier(num_classes)
-        for head in self.aux.values():
-            head.reset(num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        self.check_input(x)
-        if not (self.training and len(self.aux)):
-            return self.forward_head(self.forward_features(x))
-        aux_logits = []
-        for name, stage in self.stages():
-            x = stage(x)
-            if name in self.aux:
-                aux_logits.append(self.aux[name](x))
-        return (self.forward_head(x), *aux_logits)
 
 
 # --------------------------------------------------------------------------- GoogLeNet
@@ -287,16 +149,23 @@ BN_INCEPTION_MODULES: dict[str, tuple[int, int, int, int, int, str, int | None]]
 
 
 def bn_inception_module(in_chans: int, widths: tuple[int, int, int, int, int, str, int | None],
-                        se_reduction: int | None) -> Concat:
+                        se_reduction: int | None, caffe_pools: bool = False) -> Concat:
     """Figure 5's module: GoogLeNet's 5x5 branch becomes two 3x3 convolutions.
 
     The stride-2 modules (3c, 4e) drop the 1x1 branch, stride their last
-    convolutions and pass the max pool through unprojected.
+    convolutions and pass the max pool through unprojected. Their pool is padded by
+    1, which keeps its grid equal to the stride-2 convolutions'; ``caffe_pools``
+    takes the released Caffe model's unpadded ceil-mode pool instead (same grid,
+    other windows), which its weights need.
     """
     c1, c3r, c3, d3r, d3, pool_kind, proj = widths
     stride = 1 if proj is not None else 2
-    # Padding 1 everywhere keeps the stride-2 pool's grid equal to the stride-2 convs'.
-    pool = nn.AvgPool2d(3, 1, 1) if pool_kind == "avg" else nn.MaxPool2d(3, stride, 1)
+    if pool_kind == "avg":
+        pool: nn.Module = nn.AvgPool2d(3, 1, 1)
+    elif stride == 2 and caffe_pools:
+        pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+    else:
+        pool = nn.MaxPool2d(3, stride, 1)
     branches: list[nn.Module] = [ConvBnAct(in_chans, c1, 1)] if c1 else []
     branches += [
         chain(ConvBnAct(in_chans, c3r, 1), ConvBnAct(c3r, c3, 3, stride)),
@@ -311,7 +180,7 @@ def bn_inception_module(in_chans: int, widths: tuple[int, int, int, int, int, st
     return described(module, text + ("; SE" if se_reduction else ""))
 
 
-def _bn_inception(*, in_chans: int, num_classes: int, se: bool = False) -> InceptionNet:
+def _bn_inception(*, in_chans: int, num_classes: int, se: bool = False, caffe_pools: bool = False) -> InceptionNet:
     stages: dict[str, nn.Module] = {
         "conv1": described(nn.Sequential(ConvBnAct(in_chans, 64, 7, 2), max_pool()), "7x7/2, 64; max pool 3x3/2"),
         "conv2": described(nn.Sequential(ConvBnAct(64, 64, 1), ConvBnAct(64, 192, 3), max_pool()),
@@ -319,7 +188,7 @@ def _bn_inception(*, in_chans: int, num_classes: int, se: bool = False) -> Incep
     }
     chans = 192
     for name, widths in BN_INCEPTION_MODULES.items():
-        stages[name] = bn_inception_module(chans, widths, SE_REDUCTION if se else None)
+        stages[name] = bn_inception_module(chans, widths, SE_REDUCTION if se else None, caffe_pools)
         chans = stages[name].out_chans
     # Section 4.2.1 removes dropout and LRN from the BN network.
     return InceptionNet(name="se_bn_inception" if se else "bn_inception", stages=stages, num_features=chans,
@@ -330,9 +199,8 @@ def _bn_inception(*, in_chans: int, num_classes: int, se: bool = False) -> Incep
 
 def _card(paper: Paper, *, min_input_size: int, params: float | None, macs: float | None, errors: dict,
           source: str, notes: str = "", macs_tolerance: float = 0.05) -> ModelCard:
-    return ModelCard(paper=paper, task="imagenet", input_size=224, min_input_size=min_input_size, num_classes=1000,
-                     params=params, macs=macs, macs_tolerance=macs_tolerance, errors=errors, source=source,
-                     notes=notes)
+    return imagenet_card(paper, min_input_size=min_input_size, params=params, macs=macs,
+                         macs_tolerance=macs_tolerance, errors=errors, source=source, notes=notes)
 
 
 @register_model(_card(
@@ -360,11 +228,17 @@ def googlenet(*, aux_logits: bool = True, naive: bool = False, **kwargs) -> Ince
            "the single-crop errors it quotes from the original)",
     notes="the BN paper's text (section 4.2) gives 13.6M parameters; this build of Figure 5 has 11.3M and the paper "
           "does not say what else it counts, so the card gives no params. No dropout, no LRN (removed in section "
-          "4.2.1), no auxiliary heads; the first layer is a plain 7x7/2 conv",
+          "4.2.1), no auxiliary heads; the first layer is a plain 7x7/2 conv. caffe_pools=True makes the "
+          "pass-through pools of 3c and 4e the released Caffe model's (unpadded, ceil mode), which its weights "
+          "(Cadene's bninception) need",
 ))
-def bn_inception(**kwargs) -> InceptionNet:
-    """BN-Inception (Figure 5 of the BN paper): BN after every conv, 5x5 -> two 3x3."""
-    return _bn_inception(**kwargs)
+def bn_inception(*, caffe_pools: bool = False, **kwargs) -> InceptionNet:
+    """BN-Inception (Figure 5 of the BN paper): BN after every conv, 5x5 -> two 3x3.
+
+    Args:
+        caffe_pools: the released model's unpadded ceil-mode pools in 3c and 4e.
+    """
+    return _bn_inception(caffe_pools=caffe_pools, **kwargs)
 
 
 @register_model(_card(

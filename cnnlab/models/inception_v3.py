@@ -18,106 +18,82 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnlab.layers import ClassifierHead, ConvBnAct
-from cnnlab.models.googlenet import (
-    SE_REDUCTION,
-    SENET_PAPER,
-    AuxClassifier,
-    Concat,
-    InceptionNet,
-    chain,
-    described,
-    paper_average_pool,
-)
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.layers import ClassifierHead
+from cnnlab.layers.inception import AuxClassifier, Concat, Units, chain, described, paper_average_pool
+from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
+from cnnlab.models.base import InceptionNet
+from cnnlab.registry import ModelCard, Paper, imagenet_card, register_model
 
 V3_PAPER = Paper("Szegedy, Vanhoucke, Ioffe, Shlens, Wojna", 2016, "Rethinking the Inception Architecture for "
                  "Computer Vision")
 
 
-def conv(in_chans: int, out_chans: int, kernel_size: int | tuple[int, int], stride: int = 1,
-         valid: bool = False) -> ConvBnAct:
-    """Conv-BN-ReLU, "same" padded unless ``valid`` (the paper's unpadded convolutions)."""
-    return ConvBnAct(in_chans, out_chans, kernel_size, stride, padding=0 if valid else None)
-
-
-def pool_projection(in_chans: int, out_chans: int) -> nn.Sequential:
-    """3x3 average pool then a 1x1 projection; like TF's "SAME" pooling, the border
-    windows average only the pixels they cover."""
-    return chain(nn.AvgPool2d(3, 1, 1, count_include_pad=False), conv(in_chans, out_chans, 1))
-
-
-def module_35(in_chans: int, pool_chans: int, se: int | None) -> Concat:
+def module_35(u: Units, in_chans: int, pool_chans: int, se: int | None) -> Concat:
     """Figure 5 on the 35x35 grid; the released graph keeps one 5x5 branch beside the two 3x3."""
     module = Concat(
-        conv(in_chans, 64, 1),
-        chain(conv(in_chans, 48, 1), conv(48, 64, 5)),
-        chain(conv(in_chans, 64, 1), conv(64, 96, 3), conv(96, 96, 3)),
-        pool_projection(in_chans, pool_chans),
+        u.conv(in_chans, 64, 1),
+        chain(u.conv(in_chans, 48, 1), u.conv(48, 64, 5)),
+        chain(u.conv(in_chans, 64, 1), u.conv(64, 96, 3), u.conv(96, 96, 3)),
+        u.pool_projection(in_chans, pool_chans),
         out_chans=224 + pool_chans, se_reduction=se,
     )
     return described(module, f"1x1 64; 1x1 48, 5x5 64; 1x1 64, 3x3 96, 3x3 96; avg pool, 1x1 {pool_chans}")
 
 
-def reduction_35_to_17(in_chans: int, se: int | None) -> Concat:
+def reduction_35_to_17(u: Units, in_chans: int, se: int | None) -> Concat:
     """Figure 10: stride-2 convolutions beside a stride-2 max pool, 35x35 -> 17x17."""
     module = Concat(
-        conv(in_chans, 384, 3, 2, valid=True),
-        chain(conv(in_chans, 64, 1), conv(64, 96, 3), conv(96, 96, 3, 2, valid=True)),
+        u.conv(in_chans, 384, 3, 2, valid=True),
+        chain(u.conv(in_chans, 64, 1), u.conv(64, 96, 3), u.conv(96, 96, 3, 2, valid=True)),
         nn.MaxPool2d(3, 2),
         out_chans=384 + 96 + in_chans, se_reduction=se,
     )
     return described(module, "3x3/2 384; 1x1 64, 3x3 96, 3x3/2 96; max pool 3x3/2")
 
 
-def module_17(in_chans: int, width: int, se: int | None) -> Concat:
+def module_17(u: Units, in_chans: int, width: int, se: int | None) -> Concat:
     """Figure 6 with n=7: each 7x7 becomes 1x7 then 7x1; ``width`` is the inner width."""
     w = width
     module = Concat(
-        conv(in_chans, 192, 1),
-        chain(conv(in_chans, w, 1), conv(w, w, (1, 7)), conv(w, 192, (7, 1))),
-        chain(conv(in_chans, w, 1), conv(w, w, (7, 1)), conv(w, w, (1, 7)), conv(w, w, (7, 1)),
-              conv(w, 192, (1, 7))),
-        pool_projection(in_chans, 192),
+        u.conv(in_chans, 192, 1),
+        chain(u.conv(in_chans, w, 1), u.conv(w, w, (1, 7)), u.conv(w, 192, (7, 1))),
+        chain(u.conv(in_chans, w, 1), u.conv(w, w, (7, 1)), u.conv(w, w, (1, 7)), u.conv(w, w, (7, 1)),
+              u.conv(w, 192, (1, 7))),
+        u.pool_projection(in_chans, 192),
         out_chans=768, se_reduction=se,
     )
     return described(module, f"1x1 192; 1x1 {w}, 1x7, 7x1 192; 1x1 {w}, (7x1, 1x7) x2 -> 192; avg pool, 1x1 192")
 
 
-def reduction_17_to_8(in_chans: int, se: int | None) -> Concat:
+def reduction_17_to_8(u: Units, in_chans: int, se: int | None) -> Concat:
     """The 17x17 -> 8x8 reduction of the released graph, Figure 10's pattern with 7x7 factorised."""
     module = Concat(
-        chain(conv(in_chans, 192, 1), conv(192, 320, 3, 2, valid=True)),
-        chain(conv(in_chans, 192, 1), conv(192, 192, (1, 7)), conv(192, 192, (7, 1)),
-              conv(192, 192, 3, 2, valid=True)),
+        chain(u.conv(in_chans, 192, 1), u.conv(192, 320, 3, 2, valid=True)),
+        chain(u.conv(in_chans, 192, 1), u.conv(192, 192, (1, 7)), u.conv(192, 192, (7, 1)),
+              u.conv(192, 192, 3, 2, valid=True)),
         nn.MaxPool2d(3, 2),
         out_chans=320 + 192 + in_chans, se_reduction=se,
     )
     return described(module, "1x1 192, 3x3/2 320; 1x1 192, 1x7, 7x1, 3x3/2 192; max pool 3x3/2")
 
 
-def split(in_chans: int, out_chans: int) -> Concat:
-    """Figure 7's expansion: 1x3 and 3x1 side by side instead of one after the other."""
-    return Concat(conv(in_chans, out_chans, (1, 3)), conv(in_chans, out_chans, (3, 1)), out_chans=2 * out_chans)
-
-
-def module_8(in_chans: int, se: int | None) -> Concat:
+def module_8(u: Units, in_chans: int, se: int | None) -> Concat:
     """Figure 7 on the 8x8 grid: the widened module for high-dimensional representations."""
     module = Concat(
-        conv(in_chans, 320, 1),
-        chain(conv(in_chans, 384, 1), split(384, 384)),
-        chain(conv(in_chans, 448, 1), conv(448, 384, 3), split(384, 384)),
-        pool_projection(in_chans, 192),
+        u.conv(in_chans, 320, 1),
+        chain(u.conv(in_chans, 384, 1), u.split(384, 384)),
+        chain(u.conv(in_chans, 448, 1), u.conv(448, 384, 3), u.split(384, 384)),
+        u.pool_projection(in_chans, 192),
         out_chans=320 + 768 + 768 + 192, se_reduction=se,
     )
     return described(module, "1x1 320; 1x1 384, [1x3|3x1] 384; 1x1 448, 3x3 384, [1x3|3x1] 384; avg pool, 1x1 192")
 
 
-def stem(in_chans: int) -> nn.Sequential:
+def stem(u: Units, in_chans: int) -> nn.Sequential:
     """Table 1's first rows: 299x299x3 -> 35x35x192, valid convolutions and pools."""
     layers = nn.Sequential(
-        conv(in_chans, 32, 3, 2, valid=True), conv(32, 32, 3, valid=True), conv(32, 64, 3), nn.MaxPool2d(3, 2),
-        conv(64, 80, 1), conv(80, 192, 3, valid=True), nn.MaxPool2d(3, 2),
+        u.conv(in_chans, 32, 3, 2, valid=True), u.conv(32, 32, 3, valid=True), u.conv(32, 64, 3), nn.MaxPool2d(3, 2),
+        u.conv(64, 80, 1), u.conv(80, 192, 3, valid=True), nn.MaxPool2d(3, 2),
     )
     return described(layers, "3x3/2 32; 3x3 32; 3x3 64; max pool 3x3/2; 1x1 80; 3x3 192; max pool 3x3/2")
 
@@ -126,27 +102,28 @@ def sequence(modules: list[nn.Module], structure: str) -> nn.Sequential:
     return described(nn.Sequential(*modules), structure)
 
 
-def aux_head(in_chans: int, num_classes: int) -> AuxClassifier:
+def aux_head(u: Units, in_chans: int, num_classes: int) -> AuxClassifier:
     """Section 4 / Figure 8: 5x5/3 average pool, 1x1 conv 128, 5x5 conv 768, FC; BN after each conv."""
-    body = nn.Sequential(paper_average_pool(5), conv(in_chans, 128, 1), conv(128, 768, 5, valid=True))
+    body = nn.Sequential(paper_average_pool(5), u.conv(in_chans, 128, 1), u.conv(128, 768, 5, valid=True))
     return AuxClassifier(body, ClassifierHead(768, num_classes))
 
 
 def _inception_v3(*, in_chans: int, num_classes: int, aux_logits: bool = True, se: bool = False,
-                  dropout: float = 0.2) -> InceptionNet:
+                  dropout: float = 0.2, bn_eps: float = 1e-5, count_include_pad: bool = False) -> InceptionNet:
+    u = Units(bn_eps, count_include_pad)
     r = SE_REDUCTION if se else None
     note = ", SE on each" if se else ""
     stages = {
-        "stem": stem(in_chans),
-        "inception_35": sequence([module_35(192, 32, r), module_35(256, 64, r), module_35(288, 64, r)],
+        "stem": stem(u, in_chans),
+        "inception_35": sequence([module_35(u, 192, 32, r), module_35(u, 256, 64, r), module_35(u, 288, 64, r)],
                                  f"3 x Figure 5 (35x35){note}"),
-        "reduction_35": reduction_35_to_17(288, r),
-        "inception_17": sequence([module_17(768, w, r) for w in (128, 160, 160, 192)],
+        "reduction_35": reduction_35_to_17(u, 288, r),
+        "inception_17": sequence([module_17(u, 768, w, r) for w in (128, 160, 160, 192)],
                                  f"4 x Figure 6, n=7 (17x17){note}"),
-        "reduction_17": reduction_17_to_8(768, r),
-        "inception_8": sequence([module_8(1280, r), module_8(2048, r)], f"2 x Figure 7 (8x8){note}"),
+        "reduction_17": reduction_17_to_8(u, 768, r),
+        "inception_8": sequence([module_8(u, 1280, r), module_8(u, 2048, r)], f"2 x Figure 7 (8x8){note}"),
     }
-    aux = {"inception_17": aux_head(768, num_classes)} if aux_logits else {}
+    aux = {"inception_17": aux_head(u, 768, num_classes)} if aux_logits else {}
     # The paper states no auxiliary loss weight; 0.4 is the one the authors' TF-slim
     # training script uses. Dropout keep probability 0.8 is TF-slim's too.
     return InceptionNet(name="se_inception_v3" if se else "inception_v3", stages=stages, num_features=2048,
@@ -158,8 +135,8 @@ def _card(paper: Paper, *, params: float | None, macs: float | None, errors: dic
           notes: str) -> ModelCard:
     # 107 is the smallest input whose 17x17-grid stage is still 5x5, which the
     # auxiliary head's 5x5/3 pool needs in training (eval alone works from 75).
-    return ModelCard(paper=paper, task="imagenet", input_size=299, min_input_size=107, num_classes=1000,
-                     params=params, macs=macs, errors=errors, source=source, notes=notes)
+    return imagenet_card(paper, input_size=299, min_input_size=107, params=params, macs=macs, errors=errors,
+                         source=source, notes=notes)
 
 
 @register_model(_card(
@@ -167,15 +144,21 @@ def _card(paper: Paper, *, params: float | None, macs: float | None, errors: dic
     source="Table 3 (single crop, 299x299); abstract ('less than 25 million parameters', '5 billion multiply-adds'); "
            "23.8M and 5.7G are the released graph's numbers as torchvision's model table lists them",
     notes="params without the auxiliary head (aux_logits=False); widths from the released TF graph, Table 1 being "
-          "inconsistent; auxiliary loss weight 0.4 from TF-slim (the paper gives none); Table 3 itself lists 4.8 G ops",
+          "inconsistent; auxiliary loss weight 0.4 from TF-slim (the paper gives none); Table 3 itself lists "
+          "4.8 G ops. The released weights (torchvision, timm) need bn_eps=1e-3 and count_include_pad=True (here BN eps is "
+          "PyTorch's 1e-5 and the branch pools average only the pixels they cover, as TF's SAME pooling)",
 ))
-def inception_v3(*, aux_logits: bool = True, **kwargs) -> InceptionNet:
+def inception_v3(*, aux_logits: bool = True, bn_eps: float = 1e-5, count_include_pad: bool = False,
+                 **kwargs) -> InceptionNet:
     """Inception-v3 at 299x299, with its BN auxiliary classifier on the 17x17 grid in training.
 
     Args:
         aux_logits: build the auxiliary classifier (loss weight 0.4).
+        bn_eps: BN epsilon; the released weights need TF's 1e-3.
+        count_include_pad: the branch pools divide border windows by 9, as the
+            torchvision and timm ports of the released weights do.
     """
-    return _inception_v3(aux_logits=aux_logits, **kwargs)
+    return _inception_v3(aux_logits=aux_logits, bn_eps=bn_eps, count_include_pad=count_include_pad, **kwargs)
 
 
 @register_model(_card(

@@ -21,16 +21,18 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead, ConvBnAct, SqueezeExcite, he_init, make_shortcut
+from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.registry import ModelCard, Paper, cifar_card, imagenet_card, register_model
 
 RESNET_PAPER = Paper("He, Zhang, Ren, Sun", 2016, "Deep Residual Learning for Image Recognition")
 PREACT_PAPER = Paper("He, Zhang, Ren, Sun", 2016, "Identity Mappings in Deep Residual Networks")
 RESNEXT_PAPER = Paper("Xie, Girshick, Dollar, Tu, He", 2017, "Aggregated Residual Transformations for Deep Neural Networks")
-SENET_PAPER = Paper("Hu, Shen, Sun", 2018, "Squeeze-and-Excitation Networks")
 
 STRIDE_PLACES = ("1x1", "3x3")
+STEM_POOLS = ("paper", "caffe")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ class BlockOptions:
         se_reduction: the SE block's r, or None for no SE block.
         first_conv_ratio: width of a bottleneck's first 1x1 relative to its 3x3;
             SENet-154 halves it (appendix, change 1).
-        projection_kernel: SENet-154 projects with a 3x3 stride-2 conv (change 3).
+        projection_kernel: of the projections where the stride is 2; SENet-154 uses
+            3x3 there (appendix, change 3), and, as its authors' prototxt, 1x1 where the
+            stride is 1 (conv2_x's first block).
     """
 
     shortcut: str = "B"
@@ -59,12 +63,13 @@ class BlockOptions:
 
     def __post_init__(self) -> None:
         if self.stride_in not in STRIDE_PLACES:
-            raise ValueError(f"stride_in must be one of {STRIDE_PLACES}, got {self.stride_in!r}")
+            raise CnnlabError(f"stride_in must be one of {STRIDE_PLACES}, got {self.stride_in!r}")
 
     def shortcut_for(self, in_chans: int, out_chans: int, stride: int, bn: bool = True) -> nn.Module | None:
         if not self.residual:
             return None
-        return make_shortcut(self.shortcut, in_chans, out_chans, stride, kernel_size=self.projection_kernel, bn=bn)
+        kernel = self.projection_kernel if stride > 1 else 1
+        return make_shortcut(self.shortcut, in_chans, out_chans, stride, kernel_size=kernel, bn=bn)
 
     def se_for(self, chans: int) -> nn.Module:
         return SqueezeExcite(chans, self.se_reduction) if self.se_reduction else nn.Identity()
@@ -175,15 +180,23 @@ def _describe(block: str, width: int, out_chans: int, depth: int, opts: BlockOpt
     return f"[{'; '.join(convs)}] x {depth}"
 
 
-def _stem(kind: str, in_chans: int) -> tuple[nn.Sequential, int]:
+def _stem_pool(kind: str) -> nn.MaxPool2d:
+    """The stem's 3x3 stride-2 max pool: padded by 1 ("paper", as torchvision), or
+    Caffe's unpadded pool with ceil mode ("caffe", the SENet authors' released nets)."""
+    if kind not in STEM_POOLS:
+        raise CnnlabError(f"stem_pool must be one of {STEM_POOLS}, got {kind!r}")
+    return nn.MaxPool2d(3, 2, ceil_mode=True) if kind == "caffe" else nn.MaxPool2d(3, 2, 1)
+
+
+def _stem(kind: str, in_chans: int, pool: str = "paper") -> tuple[nn.Sequential, int]:
     """The layers before the first stage, and their output channels."""
     if kind == "imagenet":  # Table 1's conv1 and its max pool
-        stem = nn.Sequential(ConvBnAct(in_chans, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+        stem = nn.Sequential(ConvBnAct(in_chans, 64, 7, 2), _stem_pool(pool))
         stem.structure = "7x7, 64, stride 2; 3x3 max pool, stride 2"
         return stem, 64
     if kind == "deep":  # SENet-154, appendix change 2: three 3x3 convs replace the 7x7
         stem = nn.Sequential(
-            ConvBnAct(in_chans, 64, 3, 2), ConvBnAct(64, 64, 3), ConvBnAct(64, 128, 3), nn.MaxPool2d(3, 2, 1)
+            ConvBnAct(in_chans, 64, 3, 2), ConvBnAct(64, 64, 3), ConvBnAct(64, 128, 3), _stem_pool(pool)
         )
         stem.structure = "3x3, 64, stride 2; 3x3, 64; 3x3, 128; 3x3 max pool, stride 2"
         return stem, 128
@@ -195,7 +208,7 @@ def _stem(kind: str, in_chans: int) -> tuple[nn.Sequential, int]:
         stem = nn.Sequential(nn.Conv2d(in_chans, 16, 3, 1, 1, bias=False))
         stem.structure = "3x3, 16"
         return stem, 16
-    raise ValueError(f"unknown stem {kind!r}")
+    raise CnnlabError(f"unknown stem {kind!r}")
 
 
 class ResNet(ImageClassifier):
@@ -214,24 +227,27 @@ class ResNet(ImageClassifier):
         dropout: before the classifier (SENet-154 uses 0.2).
         zero_init_residual: start each residual branch's last BN at zero, so every
             block starts as the identity (Goyal et al. 2017); not for pre-activation.
+        stem_pool: "paper" (3x3/2 max pool padded by 1) or "caffe" (unpadded, ceil
+            mode: what the SENet authors' released weights need) for ImageNet stems.
     """
 
     def __init__(self, *, block: str, depths: tuple[int, ...], widths: tuple[int, ...], out_chans: tuple[int, ...],
                  stem: str, options: BlockOptions, in_chans: int, num_classes: int, dropout: float = 0.0,
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, stem_pool: str = "paper") -> None:
         super().__init__(in_chans=in_chans, num_classes=num_classes)
         if not len(depths) == len(widths) == len(out_chans):
-            raise ValueError("depths, widths and out_chans need one entry per stage")
+            raise CnnlabError("depths, widths and out_chans need one entry per stage")
         if zero_init_residual and block == "preact":
-            raise ValueError("zero_init_residual needs a BN at the end of each branch; pre-activation blocks have none")
-        self.stem, chans = _stem(stem, in_chans)
+            raise CnnlabError("zero_init_residual needs a BN at the end of each branch; pre-activation blocks have none")
+        stem_layers, chans = _stem(stem, in_chans, stem_pool)
+        self.add_stage("stem", stem_layers)
         first_stage = 2  # the paper numbers stages from conv2_x
         for i, (depth, width, out) in enumerate(zip(depths, widths, out_chans)):
-            stage = Stage(block, depth, chans, width, out, 1 if i == 0 else 2, options)
-            self.add_module(f"conv{first_stage + i}_x", stage)
+            self.add_stage(f"conv{first_stage + i}_x", Stage(block, depth, chans, width, out, 1 if i == 0 else 2,
+                                                             options))
             chans = out
-        # Pre-activation nets end on a bare sum: normalise it once before pooling.
-        self.final_act = nn.Sequential(nn.BatchNorm2d(chans), nn.ReLU(inplace=True)) if block == "preact" else None
+        if block == "preact":  # pre-activation nets end on a bare sum: normalise it once before pooling
+            self.add_stage("final_act", nn.Sequential(nn.BatchNorm2d(chans), nn.ReLU(inplace=True)))
         self.head = ClassifierHead(chans, num_classes, dropout)
         he_init(self)
         self.head.reset(num_classes)
@@ -244,7 +260,7 @@ class ResNet(ImageClassifier):
 # --------------------------------------------------------------------------- builders
 
 def _options(defaults: BlockOptions, *, shortcut: str | None = None, stride_in: str | None = None,
-             se: bool | None = None, se_reduction: int = 16) -> BlockOptions:
+             se: bool | None = None, se_reduction: int = SE_REDUCTION) -> BlockOptions:
     """Applies a user's options on top of a family's defaults."""
     changes: dict = {}
     if shortcut is not None:
@@ -260,7 +276,7 @@ def _options(defaults: BlockOptions, *, shortcut: str | None = None, stride_in: 
 
 def _resnet(block: str, depths: tuple[int, ...], widths: tuple[int, ...], out_chans: tuple[int, ...], stem: str,
             defaults: BlockOptions, *, shortcut: str | None = None, stride_in: str | None = None,
-            se: bool | None = None, se_reduction: int = 16, **kwargs) -> ResNet:
+            se: bool | None = None, se_reduction: int = SE_REDUCTION, **kwargs) -> ResNet:
     opts = _options(defaults, shortcut=shortcut, stride_in=stride_in, se=se, se_reduction=se_reduction)
     return ResNet(block=block, depths=depths, widths=widths, out_chans=out_chans, stem=stem, options=opts, **kwargs)
 
@@ -302,14 +318,12 @@ def _preact_cifar(n: int, **kwargs) -> ResNet:
 
 def _imagenet_card(paper: Paper, *, macs: float | None, params: float | None = None, errors: dict | None = None,
                    source: str = "", notes: str = "") -> ModelCard:
-    return ModelCard(paper=paper, task="imagenet", input_size=224, min_input_size=32, num_classes=1000,
-                     params=params, macs=macs, errors=errors or {}, source=source, notes=notes)
+    return imagenet_card(paper, params=params, macs=macs, errors=errors or {}, source=source, notes=notes)
 
 
 def _cifar_card(paper: Paper, *, params: float | None, errors: dict | None = None, source: str = "",
                 **extra) -> ModelCard:
-    return ModelCard(paper=paper, task="cifar", input_size=32, min_input_size=8, num_classes=10,
-                     params=params, errors=errors or {}, source=source, **extra)
+    return cifar_card(paper, params=params, errors=errors or {}, source=source, **extra)
 
 
 _V1 = "v1: stride in the bottleneck's first 1x1 (stride_in='3x3' gives v1.5)"
@@ -452,38 +466,39 @@ def resnext101_64x4d(**kwargs) -> ResNet:
 
 
 _SE_SOURCE = "Table 2 (GFLOPs, single-crop 224 errors)"
+_SE_RELEASE = "; the authors' released weights need stem_pool='caffe' (unpadded ceil-mode stem pool)"
 
 
 @register_model(_imagenet_card(SENET_PAPER, macs=3.87e9, errors={"top1": 23.29, "top5": 6.62}, source=_SE_SOURCE,
-                               notes="SE block with r=16 on each bottleneck's output; " + _V1))
+                               notes="SE block with r=16 on each bottleneck's output; " + _V1 + _SE_RELEASE))
 def se_resnet50(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _imagenet((3, 4, 6, 3), True, **kwargs)
 
 
 @register_model(_imagenet_card(SENET_PAPER, macs=7.60e9, errors={"top1": 22.38, "top5": 6.07}, source=_SE_SOURCE,
-                               notes=_V1))
+                               notes=_V1 + _SE_RELEASE))
 def se_resnet101(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _imagenet((3, 4, 23, 3), True, **kwargs)
 
 
 @register_model(_imagenet_card(SENET_PAPER, macs=11.32e9, errors={"top1": 21.57, "top5": 5.73}, source=_SE_SOURCE,
-                               notes=_V1))
+                               notes=_V1 + _SE_RELEASE))
 def se_resnet152(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _imagenet((3, 8, 36, 3), True, **kwargs)
 
 
 @register_model(_imagenet_card(SENET_PAPER, macs=4.25e9, errors={"top1": 21.10, "top5": 5.49}, source=_SE_SOURCE,
-                               notes=_RESNEXT))
+                               notes=_RESNEXT + _SE_RELEASE))
 def se_resnext50_32x4d(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _resnext((3, 4, 6, 3), 32, **kwargs)
 
 
 @register_model(_imagenet_card(SENET_PAPER, macs=8.00e9, errors={"top1": 20.70, "top5": 5.01}, source=_SE_SOURCE,
-                               notes=_RESNEXT))
+                               notes=_RESNEXT + _SE_RELEASE))
 def se_resnext101_32x4d(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _resnext((3, 4, 23, 3), 32, **kwargs)
@@ -491,11 +506,15 @@ def se_resnext101_32x4d(**kwargs) -> ResNet:
 
 @register_model(_imagenet_card(
     SENET_PAPER, macs=None, errors={"top1": 18.68, "top5": 4.47},
-    source="Appendix; Table 8 (ILSVRC 2017, single 224 crop)",
-    notes="64x4d SE-ResNeXt-152 with a 3-conv stem, halved first 1x1s, 3x3 projections, dropout 0.2",
+    source="Appendix; Table 8 (ILSVRC 2017, single 224 crop); params: the authors' released model",
+    params=115_088_984,
+    notes="64x4d SE-ResNeXt-152 with a 3-conv stem, halved first 1x1s, 3x3 stride-2 projections (conv2_x's "
+          "stride-1 projection is 1x1, as in the authors' prototxt), dropout 0.2. The parameter count is the "
+          "authors' released model's (the paper gives none); stem_pool='caffe' loads its weights",
 ))
 def senet154(**kwargs) -> ResNet:
     widths = (256, 512, 1024, 2048)  # 64 groups x 4 channels, doubling per stage
-    defaults = BlockOptions(groups=64, stride_in="3x3", se_reduction=16, first_conv_ratio=0.5, projection_kernel=3)
+    defaults = BlockOptions(groups=64, stride_in="3x3", se_reduction=SE_REDUCTION, first_conv_ratio=0.5,
+                            projection_kernel=3)
     kwargs.setdefault("dropout", 0.2)
     return _resnet("bottleneck", (3, 8, 36, 3), widths, widths, "deep", defaults, **kwargs)

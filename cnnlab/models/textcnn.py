@@ -39,7 +39,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx import Proxy
 
+from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead
 from cnnlab.models.base import ImageClassifier
 from cnnlab.registry import ModelCard, Paper, register_model
@@ -111,12 +113,12 @@ class TextCNN(ImageClassifier):
     ) -> None:
         super().__init__(in_chans=1, num_classes=num_classes)
         if variant not in VARIANTS:
-            raise ValueError(f"unknown textcnn variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+            raise CnnlabError(f"unknown textcnn variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         if variant != "rand" and embeddings is None:
-            raise ValueError(f"textcnn variant {variant!r} needs pre-trained vectors: pass embeddings=")
+            raise CnnlabError(f"textcnn variant {variant!r} needs pre-trained vectors: pass embeddings=")
         if embeddings is not None:
             if embeddings.dim() != 2 or embeddings.shape[0] != vocab_size:
-                raise ValueError(
+                raise CnnlabError(
                     f"embeddings must have shape (vocab_size={vocab_size}, dim), got {tuple(embeddings.shape)}"
                 )
             embed_dim = embeddings.shape[1]
@@ -167,17 +169,19 @@ class TextCNN(ImageClassifier):
 
     def check_input(self, x: torch.Tensor) -> None:
         name = type(self).__name__
+        if isinstance(x, Proxy):  # symbolic tracing (torch.fx): no values to check
+            return
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor of token ids, got {type(x).__name__}")
         if x.dim() != 2:
             hint = " (add a batch dimension with x.unsqueeze(0))" if x.dim() == 1 else ""
-            raise ValueError(f"{name} expects a 2-D batch (N, length) of token ids, got shape {tuple(x.shape)}{hint}")
+            raise CnnlabError(f"{name} expects a 2-D batch (N, length) of token ids, got shape {tuple(x.shape)}{hint}")
         if x.dtype != torch.long:
-            raise ValueError(f"{name} expects int64 token ids, got {x.dtype} (encode words with a Vocab)")
+            raise CnnlabError(f"{name} expects int64 token ids, got {x.dtype} (encode words with a Vocab)")
         if x.shape[1] < 1:
-            raise ValueError(f"{name} needs sentences of at least 1 token, got length 0")
+            raise CnnlabError(f"{name} needs sentences of at least 1 token, got length 0")
         if not x.is_meta and x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
-            raise ValueError(f"{name} token ids must lie in [0, {self.vocab_size}), got [{x.min()}, {x.max()}]")
+            raise CnnlabError(f"{name} token ids must lie in [0, {self.vocab_size}), got [{x.min()}, {x.max()}]")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Token ids (N, L) -> pooled features (N, maps * widths)."""
@@ -219,5 +223,5 @@ class TextCNN(ImageClassifier):
 def textcnn(*, num_classes: int, in_chans: int, vocab_size: int = 18766, **kwargs) -> TextCNN:
     """Kim's CNN; ``vocab_size`` counts padding (MR's 18,765 words + 1 by default)."""
     if in_chans != 1:
-        raise ValueError(f"textcnn takes one channel of token ids, got in_chans={in_chans}")
+        raise CnnlabError(f"textcnn takes one channel of token ids, got in_chans={in_chans}")
     return TextCNN(vocab_size=vocab_size, num_classes=num_classes, **kwargs)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.models.base import check_image_batch
 from cnnlab.registry import ModelCard, Paper, register_model
 
@@ -54,11 +55,11 @@ def _nearest_valid(size: int, padding: str) -> list[int]:
 def check_input_size(size: int, *, padding: str = "valid") -> None:
     """Raises a ValueError naming the nearest valid sizes if ``size`` is not a valid input side."""
     if padding not in _PADDINGS:
-        raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
+        raise CnnlabError(f"padding must be one of {_PADDINGS}, got {padding!r}")
     if not _is_valid(size, padding):
         rule = "a multiple of 16" if padding == "same" else "16k + 124 with k >= 4: 188, 204, ..., 572, ..."
         near = " or ".join(map(str, _nearest_valid(size, padding)))
-        raise ValueError(f"U-Net input side {size} is invalid (needs {rule}); nearest valid: {near}")
+        raise CnnlabError(f"U-Net input side {size} is invalid (needs {rule}); nearest valid: {near}")
 
 
 def output_size(input_size: int, *, padding: str = "valid") -> int:
@@ -78,7 +79,7 @@ def valid_input_size(output_size: int) -> int:
     input_size = output_size + _SHRINKAGE
     if not _is_valid(input_size, "valid"):
         near = ", ".join(str(s - _SHRINKAGE) for s in _nearest_valid(input_size, "valid"))
-        raise ValueError(f"U-Net cannot give an output of {output_size} px; nearest valid output sizes: {near}")
+        raise CnnlabError(f"U-Net cannot give an output of {output_size} px; nearest valid output sizes: {near}")
     return input_size
 
 
@@ -147,9 +148,9 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         if padding not in _PADDINGS:
-            raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
+            raise CnnlabError(f"padding must be one of {_PADDINGS}, got {padding!r}")
         if in_chans < 1 or num_classes < 1 or width < 1:
-            raise ValueError(f"in_chans, num_classes and width must be >= 1, got {in_chans}, {num_classes}, {width}")
+            raise CnnlabError(f"in_chans, num_classes and width must be >= 1, got {in_chans}, {num_classes}, {width}")
         self.in_chans, self.num_classes, self.padding, self.width = in_chans, num_classes, padding, width
         self.min_input_size = _smallest(padding)
         pad = 1 if padding == "same" else 0

@@ -19,11 +19,11 @@ import copy
 import torch
 from torch import nn
 
-from cnnlab.layers import ConvBnAct, class_layer, he_init
+from cnnlab.errors import CnnlabError
+from cnnlab.layers import ConvBnAct, FullyConnectedHead, class_layer, he_init
 from cnnlab.layers.lrn import LocalResponseNorm
-from cnnlab.models.alexnet import FullyConnectedHead
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.registry import ModelCard, Paper, imagenet_card, register_model
 
 VGG_PAPER = Paper("Simonyan, Zisserman", 2015, "Very Deep Convolutional Networks for Large-Scale Image Recognition")
 
@@ -84,6 +84,11 @@ class DenseHead(nn.Module):
         self.conv8 = class_layer(self.num_features, num_classes, conv=True)
 
     @property
+    def classifier(self) -> nn.Module:
+        """The class layer, conv8."""
+        return self.conv8
+
+    @property
     def structure(self) -> str:
         """The head's row of a paper-style table."""
         classes = self.conv8.out_channels if isinstance(self.conv8, nn.Conv2d) else 0
@@ -128,7 +133,7 @@ class VGG(ImageClassifier):
         chans = in_chans
         for i, layers in enumerate(stages, 1):
             stage, chans = _stage(layers, chans, bn)
-            self.add_module(f"block{i}", stage)
+            self.add_stage(f"block{i}", stage)
         self.downsampling = 2 ** len(stages)
         self.head: nn.Module = FullyConnectedHead(chans, 7, num_classes, hidden, dropout, dropout_before_fc6=False)
         he_init(self)
@@ -142,7 +147,7 @@ class VGG(ImageClassifier):
         gives the map itself. At 224x224 its scores equal this model's.
         """
         if not isinstance(self.head, FullyConnectedHead):
-            raise ValueError("this VGG is already in its dense form")
+            raise CnnlabError("this VGG is already in its dense form")
         dense = copy.deepcopy(self)
         dense.head = DenseHead(dense.head)
         dense.min_input_size = max(self.min_input_size, dense.downsampling * self.head.pool.output_size)
@@ -151,9 +156,8 @@ class VGG(ImageClassifier):
 
 def _card(*, params: float, errors: dict[str, float], macs: float | None = None, source: str = "",
           notes: str = "") -> ModelCard:
-    return ModelCard(paper=VGG_PAPER, task="imagenet", input_size=224, min_input_size=32, num_classes=1000,
-                     params=params, macs=macs, errors=errors,
-                     source="Table 2 (params); Table 3 (single scale, train S=256, test Q=256)" + source, notes=notes)
+    return imagenet_card(VGG_PAPER, params=params, macs=macs, errors=errors, notes=notes,
+                         source="Table 2 (params); Table 3 (single scale, train S=256, test Q=256)" + source)
 
 
 _BN_NOTE = "Batch norm after every conv: not in the paper (which has no BN); its numbers are the plain net's."

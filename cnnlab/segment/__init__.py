@@ -4,7 +4,7 @@ The pieces are independent and work on tensors or arrays: ``tiling`` segments an
 image of any size tile by tile, ``elastic`` draws one smooth deformation and
 applies it alike to an image, its mask and its weight map, ``weights`` computes
 the paper's weight map, ``losses`` the pixel-wise weighted cross-entropy; ``data``
-reads ISBI 2012 and ``train`` runs the training loop and cross-validation.
+reads ISBI 2012 and ``task`` trains the U-Net on the one Trainer.
 """
 
 from cnnlab.segment.elastic import ElasticDeformation

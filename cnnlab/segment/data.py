@@ -2,44 +2,63 @@
 
 Layout (``../shared/data/isbi2012``, see its README): ``train/image/{0..29}.png``
 (8-bit grey), ``train/label/{0..29}.png`` (255 = cell, 0 = membrane) and
-``test/{0..29}.png`` (no public labels). Images are read with Pillow.
+``test/{0..29}.png`` (no public labels). Images are decoded by
+:func:`cnnlab.data.images.decode_image`: a damaged slice or a decompression bomb
+is an error naming the file, and 16-bit greys are scaled to 8 bits, not clipped.
+The folder is found through :func:`cnnlab.data.data_root`, as for every dataset.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from cnnlab.data.dataset import data_root
+from cnnlab.data.images import decode_image
+from cnnlab.errors import CnnlabError
 
 NUM_SLICES = 30
 
 
 def find_isbi2012(data_dir: str | Path | None = None) -> Path:
-    """The isbi2012 folder: ``data_dir`` itself or its ``isbi2012`` child; CNNLAB_DATA by default."""
-    if data_dir is None:
-        data_dir = os.environ.get("CNNLAB_DATA")
-        if data_dir is None:
-            raise ValueError("give --data-dir (the folder with isbi2012/) or set CNNLAB_DATA")
-    root = Path(data_dir)
+    """The isbi2012 folder: ``data_dir`` itself or its ``isbi2012`` child.
+
+    ``data_dir`` defaults as for every dataset (:func:`cnnlab.data.data_root`):
+    ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``.
+    """
+    root = data_root(data_dir)
     for candidate in (root, root / "isbi2012"):
         if (candidate / "train" / "image").is_dir():
             return candidate
-    raise FileNotFoundError(f"no ISBI 2012 data in {root} (expected train/image/0.png under it or under isbi2012/)")
+    raise FileNotFoundError(
+        f"no ISBI 2012 data in {root} (expected train/image/0.png under it or under isbi2012/); "
+        "give --data-dir or set CNNLAB_DATA to the folder that holds isbi2012/"
+    )
 
 
 def read_grey(path: str | Path) -> np.ndarray:
-    """An image file as a (H, W) uint8 array (converted to 8-bit grey)."""
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L"))
+    """An image file as a (H, W) uint8 array: colour converted to grey, 16-bit scaled to 8.
+
+    Raises:
+        CnnlabError: the file does not decode or is a decompression bomb, naming it.
+        FileNotFoundError: the file does not exist.
+    """
+    return decode_image(Path(path), grey=True)
 
 
 def _read_slices(folder: Path, count: int) -> np.ndarray:
     missing = [i for i in range(count) if not (folder / f"{i}.png").is_file()]
     if missing:
         raise FileNotFoundError(f"{folder} lacks slices {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    return np.stack([read_grey(folder / f"{i}.png") for i in range(count)])
+    slices = [read_grey(folder / f"{i}.png") for i in range(count)]
+    for i, image in enumerate(slices):
+        if image.shape != slices[0].shape:
+            raise CnnlabError(
+                f"{folder / f'{i}.png'} is {image.shape[1]}x{image.shape[0]} but {folder / '0.png'} is "
+                f"{slices[0].shape[1]}x{slices[0].shape[0]}: the slices of a stack must share one size"
+            )
+    return np.stack(slices)
 
 
 def load_isbi2012(data_dir: str | Path | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray | None]:
@@ -52,10 +71,16 @@ def load_isbi2012(data_dir: str | Path | None = None, split: str = "train") -> t
     root = find_isbi2012(data_dir)
     if split == "train":
         labels = _read_slices(root / "train" / "label", NUM_SLICES)
-        return _read_slices(root / "train" / "image", NUM_SLICES), labels > 127
+        images = _read_slices(root / "train" / "image", NUM_SLICES)
+        if labels.shape != images.shape:
+            raise CnnlabError(
+                f"{root / 'train' / 'label'}: label slices of {labels.shape[2]}x{labels.shape[1]} do not match "
+                f"the {images.shape[2]}x{images.shape[1]} images in {root / 'train' / 'image'}"
+            )
+        return images, labels > 127
     if split == "test":
         return _read_slices(root / "test", NUM_SLICES), None
-    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    raise CnnlabError(f"split must be 'train' or 'test', got {split!r}")
 
 
 def kfold_splits(num_slices: int, folds: int) -> list[tuple[list[int], list[int]]]:
@@ -66,7 +91,7 @@ def kfold_splits(num_slices: int, folds: int) -> list[tuple[list[int], list[int]
     training slices.
     """
     if not 2 <= folds <= num_slices:
-        raise ValueError(f"folds must be between 2 and {num_slices}, got {folds}")
+        raise CnnlabError(f"folds must be between 2 and {num_slices}, got {folds}")
     bounds = np.linspace(0, num_slices, folds + 1).round().astype(int)
     all_slices = list(range(num_slices))
     return [

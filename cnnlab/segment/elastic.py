@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import CnnlabError
+
 
 @dataclass(frozen=True)
 class ElasticDeformation:
@@ -43,7 +45,7 @@ class ElasticDeformation:
     ) -> torch.Tensor:
         """One random deformation as a ``grid_sample`` grid (1, H, W, 2) in [-1, 1] coordinates."""
         if self.grid < 2:
-            raise ValueError(f"grid needs at least 2 points per side, got {self.grid}")
+            raise CnnlabError(f"grid needs at least 2 points per side, got {self.grid}")
         coarse = torch.randn(1, 2, self.grid, self.grid, generator=generator) * self.sigma
         dx, dy = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)[0]
         angle = math.radians(self.max_rotation) * (2 * torch.rand(1, generator=generator).item() - 1)
@@ -77,11 +79,11 @@ class ElasticDeformation:
             The deformed image (grey values varied), mask (same dtype) and weight map.
         """
         if image.dim() != 3 or mask.shape != image.shape[-2:]:
-            raise ValueError(
+            raise CnnlabError(
                 f"expected image (C, H, W) and mask (H, W), got {tuple(image.shape)} and {tuple(mask.shape)}"
             )
         if weight is not None and weight.shape != mask.shape:
-            raise ValueError(f"weight map must have the mask's shape {tuple(mask.shape)}, got {tuple(weight.shape)}")
+            raise CnnlabError(f"weight map must have the mask's shape {tuple(mask.shape)}, got {tuple(weight.shape)}")
         grid = self.sampling_grid(*mask.shape, generator=generator, device=image.device)
         image = warp(image, grid, mode="bilinear")
         mask = warp(mask[None].float(), grid, mode="nearest")[0].round().to(mask.dtype)

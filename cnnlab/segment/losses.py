@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import CnnlabError
+
 
 def weighted_cross_entropy(
     logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
@@ -20,13 +22,13 @@ def weighted_cross_entropy(
         weight: (N, H, W) weight map; None weighs every pixel 1.
     """
     if logits.dim() != 4 or target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise ValueError(
+        raise CnnlabError(
             f"expected logits (N, K, H, W) and target (N, H, W) of the same N, H, W; "
             f"got {tuple(logits.shape)} and {tuple(target.shape)}"
         )
     loss = F.cross_entropy(logits, target.long(), reduction="none")
     if weight is not None:
         if weight.shape != loss.shape:
-            raise ValueError(f"weight must have shape {tuple(loss.shape)}, got {tuple(weight.shape)}")
+            raise CnnlabError(f"weight must have shape {tuple(loss.shape)}, got {tuple(weight.shape)}")
         loss = loss * weight
     return loss.mean()

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.models.unet import DEPTH
 
 _GRID = 2**DEPTH
@@ -69,12 +70,12 @@ def predict_tiled(model: nn.Module, image: torch.Tensor, *, tile: int = 388, bat
     if image.dim() == 3:
         return predict_tiled(model, image[None], tile=tile, batch_size=batch_size)[0]
     if image.dim() != 4:
-        raise ValueError(f"expected an image (C, H, W) or batch (N, C, H, W), got shape {tuple(image.shape)}")
+        raise CnnlabError(f"expected an image (C, H, W) or batch (N, C, H, W), got shape {tuple(image.shape)}")
     input_side = model.input_size_for(tile)
     margin = (input_side - tile) // 2
     step = tile - tile % _GRID if margin else tile  # a zero-padded ("same") model has no exact stitching to keep
     if step == 0:
-        raise ValueError(f"overlap-tile inference needs output tiles of at least {_GRID + 4} px, got {tile}")
+        raise CnnlabError(f"overlap-tile inference needs output tiles of at least {_GRID + 4} px, got {tile}")
     height, width = image.shape[-2:]
     rows, cols = _tile_starts(height, tile, step), _tile_starts(width, tile, step)
     covered = (rows[-1] + tile, cols[-1] + tile)

@@ -1,11 +1,11 @@
-"""``cnnlab text word2vec`` and ``cnnlab text train textcnn``."""
+"""``cnnlab text word2vec``, and ``cnnlab text train textcnn`` (an alias of ``cnnlab train textcnn``)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import time
 from pathlib import Path
+
+from cnnlab.train.cli import add_train_arguments
 
 
 def _corpus(path: str, lowercase: bool):
@@ -20,8 +20,15 @@ def _corpus(path: str, lowercase: bool):
 def _word2vec(args: argparse.Namespace) -> int:
     import torch
 
+    from cnnlab.errors import CnnlabError
     from cnnlab.text.word2vec import Word2Vec
 
+    if args.threads is not None and args.threads < 1:
+        raise CnnlabError(f"--threads must be a positive integer, got {args.threads}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CnnlabError(f"--device {args.device} was asked for but no GPU is available; use --device cpu")
+    if Path(args.out).exists() and Path(args.out).resolve() == Path(args.corpus).resolve():
+        raise CnnlabError(f"--out {args.out} is the corpus itself: choose another file for the vectors")
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus = _corpus(args.corpus, args.lowercase)
@@ -39,46 +46,6 @@ def _word2vec(args: argparse.Namespace) -> int:
           f"({'skip-gram' if args.sg else 'CBOW'}, {model.backend} backend, {args.epochs} epochs, {words / seconds:,.0f} words/s, "
           f"final loss {stats[-1].loss:.4f})")
     return 0
-
-
-def _train_textcnn(args: argparse.Namespace) -> int:
-    from cnnlab.text.datasets import load_dataset
-    from cnnlab.text.train_textcnn import TextCNNConfig, run
-    from cnnlab.text.vectors import KeyedVectors
-
-    data_dir = args.data_dir or os.environ.get("CNNLAB_DATA")
-    if not data_dir:
-        raise ValueError("where are the datasets? give --data-dir DIR or set CNNLAB_DATA (the shared/data folder)")
-    dataset = load_dataset(args.dataset, data_dir, tokenize=args.tokenize)
-    vectors = None
-    if args.vectors:
-        vectors = KeyedVectors.load_word2vec_format(args.vectors, binary=_is_binary(args.vectors))
-    elif args.variant != "rand":
-        raise ValueError(f"variant {args.variant!r} needs pre-trained vectors: give --vectors FILE")
-    config = TextCNNConfig(variant=args.variant, epochs=args.epochs, patience=args.patience,
-                           batching=args.batching, seed=args.seed)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("runs") / f"textcnn-{args.variant}-{args.dataset}-{stamp}"
-    summary = run(dataset, config, vectors=vectors, num_folds=args.folds, max_folds=args.max_folds,
-                  first_fold=args.first_fold - 1, run_dir=out)
-    spread = summary["test_accuracy_std"]
-    print(f"textcnn {args.variant} on {args.dataset} ({summary['protocol']}): test accuracy "
-          f"{summary['test_accuracy_mean']:.2f}%" + (f" +- {spread:.2f}" if spread is not None else ""))
-    print(f"run directory: {out}")
-    return 0
-
-
-def _is_binary(path: str) -> bool:
-    """word2vec binary files are told apart by a non-text byte after the header (e.g. '.bin' files)."""
-    with open(path, "rb") as f:
-        f.readline()
-        head = f.read(4096)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as err:
-        # A multi-byte character cut at the end of the sample is still text.
-        return err.start < len(head) - 4
-    return b"\x00" in head
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -110,22 +77,5 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="native: compiled loop, CPU (auto's choice there); torch: tensor code, CPU or GPU")
     p.set_defaults(func=_word2vec, sg=False)
 
-    train = sub.add_parser("train", help="train a text model")
-    train = train.add_subparsers(dest="model", required=True, metavar="MODEL")
-    p = train.add_parser("textcnn", help="Kim's CNN with the paper's recipe and protocol")
-    p.add_argument("--variant", default="rand", choices=("rand", "static", "non-static", "multichannel"))
-    p.add_argument("--dataset", required=True, help="mr, sst1, sst2, subj, trec, cr or mpqa")
-    p.add_argument("--vectors", help="pre-trained vectors, word2vec text or binary format")
-    p.add_argument("--data-dir", help="the shared/data folder (default: $CNNLAB_DATA)")
-    p.add_argument("--out", help="run directory (default: runs/textcnn-VARIANT-DATASET-TIME)")
-    p.add_argument("--folds", type=int, default=10, help="cross-validation folds where there is no standard split")
-    p.add_argument("--max-folds", type=int, help="run at most this many folds (time budget)")
-    p.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-based), to split a long CV")
-    p.add_argument("--epochs", type=int, default=25)
-    p.add_argument("--patience", type=int, help="stop after this many epochs without a better dev accuracy")
-    p.add_argument("--batching", default="shuffle", choices=("shuffle", "kim"),
-                   help="shuffle: reshuffle every epoch (default); kim: Kim's code's fixed batches, in a new order")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tokenize", default="kim", choices=("kim", "split"),
-                   help="kim: re-tokenise as Kim's code does (default); split: the files' own tokens")
-    p.set_defaults(func=_train_textcnn)
+    train = sub.add_parser("train", help="train a text model (an alias of `cnnlab train`)")
+    add_train_arguments(train, "text")

@@ -21,13 +21,20 @@ out as dev for early stopping.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from cnnlab.data.dataset import data_root
+from cnnlab.errors import CnnlabError
 
 # One file per class: name -> (folder, files in label order, class names).
 _TWO_FILE = {
@@ -97,23 +104,39 @@ def read_lines(path: str | Path) -> list[str]:
     return [line.strip() for line in text.split("\n") if line.strip()]
 
 
-def _dataset_dir(data_dir: str | Path, folder: str) -> Path:
-    path = Path(data_dir) / folder
+def _dataset_dir(data_dir: str | Path | None, folder: str) -> Path:
+    path = data_root(data_dir) / folder
     if not path.is_dir():
         raise FileNotFoundError(f"dataset folder {path} not found: point --data-dir (or CNNLAB_DATA) at shared/data")
     return path
 
 
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number in the file, stripped line) for the non-blank lines, split as :func:`read_lines` splits."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line.strip()
+
+
 def _read_labelled(
-    path: Path, parse_label: Callable[[str], int], tokens: Callable[[str], list[str]]
+    path: Path, parse_label: Callable[[str], int], tokens: Callable[[str], list[str]], num_classes: int
 ) -> tuple[list[list[str]], list[int]]:
+    """Sentences and labels of a "<label> <sentence>" file; a label outside 0..num_classes-1 is refused."""
     sentences, labels = [], []
-    for number, line in enumerate(read_lines(path), start=1):
+    for number, line in _numbered_lines(path):
         head, _, text = line.partition(" ")
         try:
-            labels.append(parse_label(head))
+            label = parse_label(head)
         except (KeyError, ValueError):
-            raise ValueError(f"{path}:{number}: cannot read a label from {head!r}") from None
+            raise CnnlabError(f"{path}:{number}: cannot read a label from {head[:40]!r}") from None
+        if not 0 <= label < num_classes:
+            raise CnnlabError(f"{path}:{number}: label {label} is outside 0..{num_classes - 1}")
+        labels.append(label)
         sentences.append(tokens(text))
     return sentences, labels
 
@@ -124,44 +147,53 @@ def _tokenizer(name: str, dataset: str) -> Callable[[str], list[str]]:
     if name == "kim":
         # Kim's code keeps TREC's case: capitals help tell names and places in questions.
         return lambda line: kim_tokens(line, lowercase=dataset != "trec")
-    raise ValueError(f"unknown tokenizer {name!r}; choose one of {', '.join(TOKENIZERS)}")
+    raise CnnlabError(f"unknown tokenizer {name!r}; choose one of {', '.join(TOKENIZERS)}")
 
 
-def load_dataset(name: str, data_dir: str | Path, *, tokenize: str = "kim") -> SentenceDataset:
+def load_dataset(name: str, data_dir: str | Path | None = None, *, tokenize: str = "kim") -> SentenceDataset:
     """Reads one of :data:`DATASETS` from the ``shared/data`` folder.
 
     Args:
         name: the dataset.
-        data_dir: the ``shared/data`` folder.
+        data_dir: the ``shared/data`` folder; by default ``$CNNLAB_DATA``, else
+            ``~/.cache/cnnlab`` (:func:`cnnlab.data.data_root`, as for every dataset).
         tokenize: ``"kim"`` (Kim's re-tokenisation, :func:`kim_tokens`) or
             ``"split"`` (the files' own whitespace tokens).
 
     Raises:
-        ValueError: for an unknown name or tokenizer, or a malformed line.
-        FileNotFoundError: if the dataset's folder is missing.
+        CnnlabError: for an unknown name or tokenizer, or a malformed line or a
+            label out of range (naming the file and line).
+        FileNotFoundError: if the dataset's folder or a file is missing.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise CnnlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     tokens = _tokenizer(tokenize, name)
     if name in _TWO_FILE:
         folder, files, classes = _TWO_FILE[name]
         root = _dataset_dir(data_dir, folder)
         sentences, labels = [], []
         for label, file in enumerate(files):
-            lines = read_lines(root / file)
+            lines = read_lines(_existing(root / file))
             sentences += [tokens(line) for line in lines]
             labels += [label] * len(lines)
         return SentenceDataset(name, sentences, np.asarray(labels), classes)
     if name in _SST:
         folder, stem, classes = _SST[name]
         root = _dataset_dir(data_dir, folder)
-        return _with_split(name, classes, [_read_labelled(root / f"{stem}.{s}", int, tokens) for s in ("train", "dev", "test")],
-                           ("train", "dev", "test"))
+        parts = [_read_labelled(_existing(root / f"{stem}.{s}"), int, tokens, len(classes))
+                 for s in ("train", "dev", "test")]
+        return _with_split(name, classes, parts, ("train", "dev", "test"))
     root = _dataset_dir(data_dir, "trec")
     # "DESC:manner How did ..." -> the coarse class, as in Kim's 6-way TREC.
     coarse = lambda head: TREC_CLASSES.index(head.split(":")[0])  # noqa: E731
-    parts = [_read_labelled(root / f"TREC.{s}", coarse, tokens) for s in ("train", "test")]
+    parts = [_read_labelled(_existing(root / f"TREC.{s}"), coarse, tokens, len(TREC_CLASSES)) for s in ("train", "test")]
     return _with_split(name, TREC_CLASSES, parts, ("train", "test"))
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the dataset folder is incomplete")
+    return path
 
 
 def _with_split(
@@ -191,7 +223,7 @@ def folds(dataset: SentenceDataset, *, num_folds: int = 10, dev_fraction: float 
         train, dev = _hold_out(split["train"], dev_fraction, rng)
         return [Fold(train, dev, split["test"])]
     if num_folds < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds, got {num_folds}")
+        raise CnnlabError(f"cross-validation needs at least 2 folds, got {num_folds}")
     parts = np.array_split(rng.permutation(len(dataset.sentences)), num_folds)
     result = []
     for k, test in enumerate(parts):
@@ -206,11 +238,26 @@ def _hold_out(indices: np.ndarray, fraction: float, rng: np.random.Generator) ->
     return np.sort(shuffled[n_dev:]), np.sort(shuffled[:n_dev])
 
 
+# Compressed files LineCorpus reads through (as gensim's LineSentence does): magic bytes -> opener.
+_COMPRESSED = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+# Archives it refuses: they hold files, not one text. Magic bytes -> kind (tar's "ustar" sits at byte 257).
+_ARCHIVES = {b"PK\x03\x04": "zip", b"PK\x05\x06": "zip", b"7z\xbc\xaf\x27\x1c": "7z", b"Rar!\x1a\x07": "rar",
+             b"\x28\xb5\x2f\xfd": "zstd"}
+_DAMAGED = (EOFError, OSError, lzma.LZMAError, zlib.error)
+
+
 class LineCorpus:
     """A whitespace-tokenised text file, one sentence or document per line, read lazily on each pass.
 
     Re-iterable, so word2vec can stream it once for the vocabulary and once per
-    epoch without holding it in memory.
+    epoch without holding it in memory. A gzip, bzip2 or xz file (``text8.gz``,
+    a ``.bz2`` dump) is decompressed on the fly; an archive (zip, tar, 7z, rar)
+    is refused with an error saying what to do, since it holds files rather than
+    one text (NLTK's ``brown.zip`` is :class:`BrownCorpus`).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CnnlabError: the file is an archive, or a damaged compressed file.
     """
 
     def __init__(self, path: str | Path, *, lowercase: bool = False) -> None:
@@ -218,17 +265,49 @@ class LineCorpus:
         if not self.path.is_file():
             raise FileNotFoundError(f"corpus file {self.path} not found")
         self.lowercase = lowercase
+        with self.path.open("rb") as f:
+            head = f.read(8)
+        self._open = next((opener for magic, opener in _COMPRESSED.items() if head.startswith(magic)), open)
+        try:
+            with self._open(self.path, "rb") as f:
+                start = f.read(512)
+        except _DAMAGED as err:
+            if self._open is open:
+                raise
+            raise CnnlabError(f"{self.path}: damaged compressed file ({err})") from None
+        kind = next((k for magic, k in _ARCHIVES.items() if start.startswith(magic)), None)
+        if kind is None and start[257:262] == b"ustar":
+            kind = "tar"
+        if kind == "zip" and zipfile.is_zipfile(self.path) and _is_brown(self.path):
+            raise CnnlabError(f"{self.path} is NLTK's Brown corpus: read it with "
+                              "cnnlab.text.datasets.BrownCorpus (cnnlab text word2vec does so for a .zip)")
+        if kind is not None:
+            raise CnnlabError(f"{self.path} is a {kind} archive, not a text file: unpack it and give the text file "
+                              "(for NLTK's brown.zip, use cnnlab.text.datasets.BrownCorpus)")
 
     def __iter__(self) -> Iterator[list[str]]:
-        with self.path.open("rb") as f:
-            for raw in f:  # binary mode splits on b"\n" only
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    line = raw.decode("latin-1")
-                tokens = (line.lower() if self.lowercase else line).split()
-                if tokens:
-                    yield tokens
+        try:
+            with self._open(self.path, "rb") as f:
+                for raw in f:  # binary mode splits on b"\n" only
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        line = raw.decode("latin-1")
+                    tokens = (line.lower() if self.lowercase else line).split()
+                    if tokens:
+                        yield tokens
+        except _DAMAGED as err:
+            if self._open is open:
+                raise
+            raise CnnlabError(f"{self.path}: damaged compressed file ({err})") from None
+
+
+def _is_brown(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(Path(n).name == "ca01" for n in archive.namelist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError):
+        return False
 
 
 class BrownCorpus:
@@ -240,18 +319,25 @@ class BrownCorpus:
     def __init__(self, path: str | Path, *, lowercase: bool = False) -> None:
         self.path = Path(path)
         if not zipfile.is_zipfile(self.path):
-            raise ValueError(f"{self.path} is not NLTK's brown.zip (not a zip file)")
+            raise CnnlabError(f"{self.path} is not NLTK's brown.zip (not a zip file)")
         self.lowercase = lowercase
 
     def __iter__(self) -> Iterator[list[str]]:
-        with zipfile.ZipFile(self.path) as archive:
-            # Text files are brown/ca01 ... brown/cr09; README, CONTENTS and cats.txt are not text.
-            names = sorted(n for n in archive.namelist() if Path(n).name[:1] == "c" and len(Path(n).name) == 4)
-            for name in names:
-                for line in archive.read(name).decode("utf-8").split("\n"):
-                    words = [token.rpartition("/")[0] or token for token in line.split()]
-                    if words:
-                        yield [w.lower() for w in words] if self.lowercase else words
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                # Text files are brown/ca01 ... brown/cr09; README, CONTENTS and cats.txt are not text.
+                names = sorted(n for n in archive.namelist() if Path(n).name[:1] == "c" and len(Path(n).name) == 4)
+                for name in names:
+                    try:
+                        text = archive.read(name).decode("utf-8")
+                    except UnicodeDecodeError as err:
+                        raise CnnlabError(f"{self.path}:{name}: not UTF-8 ({err.reason})") from None
+                    for line in text.split("\n"):
+                        words = [token.rpartition("/")[0] or token for token in line.split()]
+                        if words:
+                            yield [w.lower() for w in words] if self.lowercase else words
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as err:
+            raise CnnlabError(f"{self.path}: damaged zip file ({err})") from None
 
 
 class ChainCorpus:

@@ -3,10 +3,21 @@
 word2vec's work is millions of tiny updates (two 100-float rows per term), which
 no batch of tensor operations does as fast as a plain loop. ``word2vec_kernel.c``
 is that loop. It is compiled once per machine with the system C compiler (``$CC``,
-else ``cc`` or ``gcc``) into ``$CNNLAB_CACHE`` (default ``~/.cache/cnnlab``), under
-a name that hashes the source, the flags and the CPU, so a changed kernel or
+else ``cc`` or ``gcc``) into ``native/`` under the one cache folder
+(:func:`cnnlab.data.cache_root`: ``$CNNLAB_CACHE``, default ``~/.cache/cnnlab/cache``),
+under a name that hashes the source, the flags and the CPU, so a changed kernel or
 another machine builds its own copy. ctypes releases the GIL during a call, so
 Python threads train chunks in parallel.
+
+Loading a shared library runs its code, so a cached one is loaded only when
+(1) the ``native`` folder and every folder above it are owned by the user (or
+root) and not writable by group or others (sticky folders such as ``/tmp``
+excepted), (2) the library and its ``.sha256`` file are the user's own regular
+files, not writable by others, and (3) the library hashes to the SHA-256 that the
+process which built it wrote beside it (atomically, after the library). A
+library that fails (2) or (3), such as one planted at the predictable name, is
+rebuilt over; a cache folder that fails (1) is not used at all: the kernel is
+built into a fresh private temporary folder for this process, with a warning.
 
 :func:`load_kernel` raises :class:`NativeUnavailable` (one line saying why) when
 there is no compiler or the build fails; ``Word2Vec(backend="auto")`` then falls
@@ -15,19 +26,23 @@ back to the PyTorch loop.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cnnlab.data.dataset import cache_root
 from cnnlab.files import atomic_write
 
 SOURCE = Path(__file__).with_name("word2vec_kernel.c")
@@ -80,10 +95,60 @@ def _compiler() -> str:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("CNNLAB_CACHE", Path.home() / ".cache" / "cnnlab")) / "native"
+    return cache_root() / "native"
+
+
+def _kernel_key(compiler: str) -> str:
+    return hashlib.sha256(
+        b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(), compiler.encode(),
+                    platform.machine().encode(), _cpu_signature().encode()])
+    ).hexdigest()[:16]
+
+
+def kernel_path() -> Path:
+    """Where the compiled kernel for this machine and compiler is cached."""
+    return _cache_dir() / f"word2vec-{_kernel_key(_compiler())}.so"
+
+
+def _hash_file(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _owned_and_private(st: os.stat_result) -> bool:
+    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _safe_folder(folder: Path) -> str | None:
+    """None if nobody but the user (and root) can change what ``folder`` holds, else why not."""
+    uid = os.getuid()
+    for path in (folder, *folder.resolve().parents):
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            return f"cannot check {path} ({err.strerror})"
+        if st.st_uid not in (uid, 0):
+            return f"{path} belongs to another user (uid {st.st_uid})"
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (path != folder and st.st_mode & stat.S_ISVTX):
+            return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _verified(library: Path) -> bool:
+    """True if ``library`` is the user's own private file and hashes to its recorded SHA-256."""
+    record = _hash_file(library)
+    try:
+        for path in (library, record):
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or not _owned_and_private(st):
+                return False
+        expected = record.read_text(encoding="ascii").strip()
+        return hashlib.sha256(library.read_bytes()).hexdigest() == expected
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _build(compiler: str, target: Path) -> None:
+    """Compiles the kernel to ``target`` and records its SHA-256 in ``target.sha256``, both atomically."""
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / target.name
         try:
@@ -94,25 +159,47 @@ def _build(compiler: str, target: Path) -> None:
         if result.returncode != 0:
             first = (result.stderr.strip().splitlines() or ["no message"])[0]
             raise NativeUnavailable(f"compiling {SOURCE.name} with {compiler} failed: {first}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, output.read_bytes())
+        data = output.read_bytes()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The library first, then its hash: a reader that sees a new library with an old hash rebuilds.
+    atomic_write(target, data)
+    atomic_write(_hash_file(target), hashlib.sha256(data).hexdigest().encode() + b"\n")
+
+
+def _cached_library(compiler: str) -> Path:
+    """The verified cached kernel, built (again) if missing or unverifiable; or a private build."""
+    folder = _cache_dir()
+    library = folder / f"word2vec-{_kernel_key(compiler)}.so"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        reason: str | None = f"cannot create {folder} ({err.strerror})"
+    else:
+        reason = _safe_folder(folder)
+    if reason is None:
+        if not _verified(library):
+            _build(compiler, library)
+        if _verified(library):
+            return library
+        reason = f"{library} does not verify after building it"
+    warnings.warn(f"not using the kernel cache: {reason}; building the word2vec kernel in a private "
+                  "temporary folder (point CNNLAB_CACHE at a folder only you can write)", stacklevel=3)
+    private = Path(tempfile.mkdtemp(prefix="cnnlab-native-"))  # mode 0700, new, ours
+    atexit.register(shutil.rmtree, private, ignore_errors=True)  # a loaded library may be unlinked
+    library = private / library.name
+    _build(compiler, library)
+    return library
 
 
 @functools.cache
 def load_kernel() -> ctypes.CDLL:
-    """The compiled kernel, built first if this machine has no cached copy.
+    """The compiled kernel, built first if this machine has no verified cached copy.
 
     Raises:
         NativeUnavailable: no compiler, or the build or load failed.
     """
     compiler = _compiler()
-    key = hashlib.sha256(
-        b"\0".join([SOURCE.read_bytes(), " ".join(FLAGS).encode(), compiler.encode(),
-                    platform.machine().encode(), _cpu_signature().encode()])
-    ).hexdigest()[:16]
-    library = _cache_dir() / f"word2vec-{key}.so"
-    if not library.exists():
-        _build(compiler, library)
+    library = _cached_library(compiler)
     try:
         kernel = ctypes.CDLL(str(library))
     except OSError as err:

@@ -1,342 +1,295 @@
-"""Word vectors: queries, the standard evaluations, and the word2vec C file formats.
+"""Word vectors: gensim's ``KeyedVectors``, read and written the safe way.
 
-:class:`KeyedVectors` follows gensim's class of that name where it overlaps
-(``most_similar``, ``similarity``, ``doesnt_match``, ``evaluate_word_analogies``,
-``evaluate_word_pairs``, ``save_word2vec_format``, ``load_word2vec_format``), so
-code and habits carry over. Files go both ways with gensim and the C tool:
+cnnlab's word vectors *are* gensim's :class:`gensim.models.KeyedVectors` (gensim
+is a dependency): ``Word2Vec(...).wv`` and everything loaded here answer the whole
+gensim API (``most_similar``, ``most_similar_cosmul``, ``similar_by_word``,
+``n_similarity``, ``distance``, ``key_to_index``, ``wv[list_of_words]``,
+``evaluate_word_analogies``, ``evaluate_word_pairs``...), so a gensim user's code
+runs unchanged. :class:`KeyedVectors` is a thin subclass that keeps only what
+gensim lacks:
+
+- ``load_word2vec_format`` is cnnlab's hardened reader: what the header declares
+  is bounded by the file's size before anything is allocated, NaN and infinite
+  values and repeated words are refused, every error is one line naming the file
+  (and the line), and ``binary=None`` (the default) tells the two formats apart
+  by content (:func:`is_binary_vectors`);
+- ``save_word2vec_format`` writes atomically (a crash leaves the old file or the
+  new one, never a part) and refuses words that the format cannot hold;
+- ``KeyedVectors(words, vectors)`` builds vectors from a word list and a matrix
+  (numpy or torch), besides gensim's ``KeyedVectors(vector_size)``.
+
+The word2vec C formats go both ways with gensim and the C tool:
 
 - text: a header line ``COUNT DIM``, then ``word v1 ... vDIM`` per line;
-- binary: the same header, then per word its UTF-8 bytes, a space, DIM float32
-  values in little-endian order and a newline.
+- binary: the same header, then per word its UTF-8 bytes, a space and DIM
+  float32 values in little-endian order (the C tool adds a newline).
+
+``save``/``load`` are gensim's own and use pickle, which can run code on load:
+load only files you made. cnnlab's safe formats are the word2vec formats and
+:meth:`cnnlab.text.word2vec.Word2Vec.save` (safetensors + JSON).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import logging
+import os
+from collections.abc import Callable, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
-from scipy import stats
+from gensim.models import keyedvectors as gensim_kv
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_open
 
 
-@dataclass(frozen=True)
-class AnalogySection:
-    """Accuracy on one section of questions-words.txt (or a summary of several)."""
+class KeyedVectors(gensim_kv.KeyedVectors):
+    """gensim's ``KeyedVectors``, with cnnlab's safe word2vec-format reader and atomic writer.
 
-    name: str
-    correct: int
-    total: int
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.total if self.total else 0.0
-
-
-@dataclass(frozen=True)
-class AnalogyResult:
-    """Per-section results, and semantic / syntactic / overall summaries.
-
-    ``skipped`` counts questions with a word outside the (restricted) vocabulary;
-    they are left out of every accuracy, as gensim and the C tool do.
-    """
-
-    sections: list[AnalogySection]
-    skipped: int
-
-    def _summary(self, name: str, keep) -> AnalogySection:
-        chosen = [s for s in self.sections if keep(s.name)]
-        return AnalogySection(name, sum(s.correct for s in chosen), sum(s.total for s in chosen))
-
-    @property
-    def semantic(self) -> AnalogySection:
-        return self._summary("semantic", lambda n: not n.startswith("gram"))
-
-    @property
-    def syntactic(self) -> AnalogySection:
-        return self._summary("syntactic", lambda n: n.startswith("gram"))
-
-    @property
-    def overall(self) -> AnalogySection:
-        return self._summary("overall", lambda n: True)
-
-
-@dataclass(frozen=True)
-class WordPairResult:
-    """Correlation of cosine similarity with human scores over the pairs found in the vocabulary."""
-
-    spearman: float
-    pearson: float
-    pairs: int
-    oov_ratio: float
-
-
-class KeyedVectors:
-    """Words and their vectors, row ``i`` belonging to ``words[i]``.
-
-    Words are expected in order of decreasing frequency (as word2vec writes them),
+    ``KeyedVectors(vector_size, count=0, dtype=np.float32)`` is gensim's empty
+    set of vectors; ``KeyedVectors(words, vectors)`` holds ``vectors[i]`` (a
+    numpy array or torch tensor of shape ``(len(words), dim)``) for ``words[i]``.
+    Words are expected in order of decreasing frequency, as word2vec writes them,
     which is what ``restrict_vocab`` relies on.
     """
 
-    def __init__(self, words: Sequence[str], vectors: torch.Tensor | np.ndarray) -> None:
-        vectors = torch.as_tensor(vectors, dtype=torch.float32)
-        if vectors.dim() != 2 or vectors.shape[0] != len(words):
-            raise ValueError(f"need one vector per word: {len(words)} words, vectors of shape {tuple(vectors.shape)}")
-        self.words = list(words)
-        self.vectors = vectors.cpu()
-        self.index = {w: i for i, w in enumerate(self.words)}
-        if len(self.index) != len(self.words):
-            raise ValueError("the same word appears twice; keep one vector per word")
-        self._unit: torch.Tensor | None = None
+    def __init__(self, vector_size, count=0, dtype=np.float32, mapfile_path=None) -> None:
+        if isinstance(vector_size, Integral):
+            super().__init__(int(vector_size), count, dtype, mapfile_path)
+            return
+        words, vectors = list(vector_size), count
+        if isinstance(vectors, torch.Tensor):
+            vectors = vectors.detach().cpu().numpy()
+        vectors = np.asarray(vectors, dtype=dtype)
+        if vectors.ndim != 2 or vectors.shape[0] != len(words):
+            raise CnnlabError(f"need one vector per word: {len(words)} words, vectors of shape {vectors.shape}")
+        super().__init__(vectors.shape[1], 0, dtype, mapfile_path)
+        # As gensim's reader does without a vocabulary file: counts that keep the file's order on saving.
+        self._hold(words, vectors.copy(), np.arange(len(words), 0, -1))
 
-    def __len__(self) -> int:
-        return len(self.words)
+    def _hold(self, words: Sequence[str], vectors: np.ndarray, counts: np.ndarray) -> None:
+        """Takes ``vectors`` itself (no copy) as the vectors of ``words``, with their ``count``, as gensim's
+        ``Word2Vec`` fills its ``wv``; ``Word2Vec.wv`` shares the model's weights this way."""
+        words = list(words)
+        key_to_index = {word: i for i, word in enumerate(words)}
+        if len(key_to_index) != len(words):
+            raise CnnlabError("the same word appears twice; keep one vector per word")
+        if vectors.shape != (len(words), self.vector_size):
+            raise CnnlabError(f"need one vector of {self.vector_size} values per word: {len(words)} words, "
+                              f"vectors of shape {vectors.shape}")
+        self.index_to_key, self.key_to_index, self.vectors, self.next_index = words, key_to_index, vectors, len(words)
+        self.norms, self.expandos = None, {}
+        self.allocate_vecattrs(["count"], [np.int64])
+        self.expandos["count"][:] = counts
 
-    def __contains__(self, word: str) -> bool:
-        return word in self.index
+    def save_word2vec_format(self, fname, fvocab=None, binary=False, total_vec=None, write_header=True,
+                             prefix="", append=False, sort_attr="count") -> None:
+        """gensim's writer (same arguments), writing atomically; words holding whitespace are refused.
 
-    def __getitem__(self, word: str) -> torch.Tensor:
-        return self.vectors[self._index_of(word)]
-
-    @property
-    def vector_size(self) -> int:
-        return self.vectors.shape[1]
-
-    def _index_of(self, word: str) -> int:
+        Raises:
+            CnnlabError: a word that is empty or holds whitespace (the format separates words by it).
+        """
+        for word in self.index_to_key:
+            if not isinstance(word, str) or not word or any(c.isspace() for c in word):
+                raise CnnlabError(f"word {word!r} cannot be saved: word2vec files separate words by whitespace")
+        save = super().save_word2vec_format
+        kwargs = dict(fvocab=fvocab, binary=binary, total_vec=total_vec, write_header=write_header, prefix=prefix,
+                      sort_attr=sort_attr)
+        if append:  # adds to an existing file: nothing to make atomic
+            save(os.fspath(fname), append=True, **kwargs)
+            return
+        # gensim (through smart_open) writes to a file descriptor as it would to a path; smart_open
+        # only warns that a descriptor has no file name to guess a compression from.
+        quiet = logging.getLogger("smart_open.compression")
+        was_disabled, quiet.disabled = quiet.disabled, True
         try:
-            return self.index[word]
-        except KeyError:
-            raise KeyError(f"word {word!r} not in vocabulary") from None
-
-    @property
-    def unit_vectors(self) -> torch.Tensor:
-        """Rows scaled to unit length (cached)."""
-        if self._unit is None:
-            self._unit = torch.nn.functional.normalize(self.vectors, dim=1)
-        return self._unit
-
-    # -- queries -------------------------------------------------------------------
-
-    def similarity(self, word1: str, word2: str) -> float:
-        """Cosine similarity of two words."""
-        unit = self.unit_vectors
-        return float(unit[self._index_of(word1)] @ unit[self._index_of(word2)])
-
-    def most_similar(
-        self,
-        positive: str | Iterable[str] = (),
-        negative: str | Iterable[str] = (),
-        topn: int = 10,
-        restrict_vocab: int | None = None,
-    ) -> list[tuple[str, float]]:
-        """Words closest in cosine to the mean of unit ``positive`` minus unit ``negative`` vectors (3CosAdd).
-
-        The query words themselves are never returned.
-        """
-        positive = [positive] if isinstance(positive, str) else list(positive)
-        negative = [negative] if isinstance(negative, str) else list(negative)
-        if not positive and not negative:
-            raise ValueError("most_similar needs at least one positive or negative word")
-        ids = [self._index_of(w) for w in positive + negative]
-        signs = torch.tensor([1.0] * len(positive) + [-1.0] * len(negative))
-        query = torch.nn.functional.normalize((signs[:, None] * self.unit_vectors[ids]).mean(0), dim=0)
-        limit = len(self) if restrict_vocab is None else min(restrict_vocab, len(self))
-        scores = self.unit_vectors[:limit] @ query
-        scores[[i for i in ids if i < limit]] = -torch.inf
-        best = torch.topk(scores, min(topn, limit))
-        return [(self.words[i], float(s)) for s, i in zip(best.values, best.indices) if s > -torch.inf]
-
-    def doesnt_match(self, words: Iterable[str]) -> str:
-        """The word farthest in cosine from the mean of the others' unit vectors (unknown words ignored)."""
-        known = [w for w in words if w in self.index]
-        if not known:
-            raise ValueError("doesnt_match: none of the words is in the vocabulary")
-        unit = self.unit_vectors[[self.index[w] for w in known]]
-        mean = torch.nn.functional.normalize(unit.mean(0), dim=0)
-        return known[int(torch.argmin(unit @ mean))]
-
-    # -- evaluation ----------------------------------------------------------------
-
-    def _lookup(self, restrict_vocab: int, case_insensitive: bool) -> dict[str, int]:
-        lookup: dict[str, int] = {}
-        for i, word in enumerate(self.words[:restrict_vocab]):
-            lookup.setdefault(word.lower() if case_insensitive else word, i)
-        return lookup
-
-    def evaluate_word_analogies(
-        self, path: str | Path, restrict_vocab: int = 300_000, case_insensitive: bool = True
-    ) -> AnalogyResult:
-        """Accuracy on analogy questions ``a b c d`` (``: section`` headers), as in word2vec's compute-accuracy.
-
-        The answer to ``a : b :: c : ?`` is the nearest word to b - a + c among the
-        first ``restrict_vocab`` words, excluding a, b and c. Questions with a word
-        outside those are skipped.
-        """
-        lookup = self._lookup(restrict_vocab, case_insensitive)
-        unit = self.unit_vectors[: min(restrict_vocab, len(self))]
-        questions: dict[str, list[list[int]]] = {}
-        section, skipped = None, 0
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
-            if line.startswith(":"):
-                section = line[1:].strip()
-                questions.setdefault(section, [])
-                continue
-            words = line.lower().split() if case_insensitive else line.split()
-            if not words:
-                continue
-            if section is None or len(words) != 4:
-                raise ValueError(f"{path}:{number}: expected ': section' or four words, got {line!r}")
-            ids = [lookup.get(w) for w in words]
-            if None in ids:
-                skipped += 1
-            else:
-                questions[section].append(ids)
-        sections = [AnalogySection(name, self._count_correct(unit, qs), len(qs)) for name, qs in questions.items()]
-        return AnalogyResult(sections, skipped)
-
-    @staticmethod
-    def _count_correct(unit: torch.Tensor, questions: list[list[int]], chunk: int = 256) -> int:
-        correct = 0
-        for start in range(0, len(questions), chunk):
-            q = torch.tensor(questions[start : start + chunk])
-            # Same as most_similar(positive=[b, c], negative=[a]): normalising the mean does not change the argmax.
-            scores = (unit[q[:, 1]] - unit[q[:, 0]] + unit[q[:, 2]]) @ unit.T
-            scores.scatter_(1, q[:, :3], -torch.inf)
-            correct += int((scores.argmax(1) == q[:, 3]).sum())
-        return correct
-
-    def evaluate_word_pairs(
-        self, path: str | Path, restrict_vocab: int = 300_000, case_insensitive: bool = True
-    ) -> WordPairResult:
-        """Spearman and Pearson correlation of cosine similarity with human scores.
-
-        The file has ``word1<TAB>word2<TAB>score`` lines; lines starting with ``#``
-        are comments. Pairs with a word outside the first ``restrict_vocab`` words are skipped.
-        """
-        lookup = self._lookup(restrict_vocab, case_insensitive)
-        found, human, total = [], [], 0
-        for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = line.split("\t")
-            try:
-                a, b, score = fields[0], fields[1], float(fields[2])
-            except (IndexError, ValueError):
-                raise ValueError(f"{path}:{number}: expected 'word1<TAB>word2<TAB>score', got {line!r}") from None
-            total += 1
-            if case_insensitive:
-                a, b = a.lower(), b.lower()
-            if a in lookup and b in lookup:
-                found.append((lookup[a], lookup[b]))
-                human.append(score)
-        if len(found) < 2:
-            raise ValueError(f"{path}: fewer than 2 word pairs are in the vocabulary; nothing to correlate")
-        pairs = torch.tensor(found)
-        unit = self.unit_vectors
-        model = (unit[pairs[:, 0]] * unit[pairs[:, 1]]).sum(1).numpy()
-        return WordPairResult(
-            spearman=float(stats.spearmanr(human, model)[0]),
-            pearson=float(stats.pearsonr(human, model)[0]),
-            pairs=len(found),
-            oov_ratio=1 - len(found) / total,
-        )
-
-    # -- files ---------------------------------------------------------------------
-
-    def save_word2vec_format(self, path: str | Path, binary: bool = False) -> None:
-        """Writes the word2vec C text format, or the binary one with ``binary=True``."""
-        for word in self.words:
-            if not word or any(c.isspace() for c in word):
-                raise ValueError(f"word {word!r} cannot be saved: word2vec files separate words by whitespace")
-        array = self.vectors.numpy().astype("<f4")
-        with Path(path).open("wb") as f:
-            f.write(f"{len(self)} {self.vector_size}\n".encode())
-            for word, row in zip(self.words, array):
-                if binary:
-                    f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
-                else:
-                    # 9 significant digits round-trip float32 exactly.
-                    f.write(f"{word} {' '.join(f'{v:.9g}' for v in row.tolist())}\n".encode())
+            with atomic_open(fname) as out:
+                save(out.fileno(), **kwargs)
+        finally:
+            quiet.disabled = was_disabled
 
     @classmethod
-    def load_word2vec_format(
-        cls,
-        path: str | Path,
-        binary: bool = False,
-        limit: int | None = None,
-        unicode_errors: str = "strict",
-    ) -> KeyedVectors:
+    def load_word2vec_format(cls, fname, fvocab=None, binary: bool | None = None, encoding="utf8",
+                             unicode_errors="strict", limit=None, datatype=np.float32, no_header=False):
         """Reads a word2vec C text or binary file (ours, gensim's or a published one).
 
         Args:
-            path: the file.
-            binary: the binary format (the text one otherwise).
-            limit: read only the first ``limit`` words (the most frequent).
+            fname: the file.
+            fvocab, encoding, no_header: as in gensim; any of them other than its default
+                hands the file to gensim's own reader, which has none of the checks below.
+            binary: the binary format (True) or the text one (False); None tells
+                them apart by content (:func:`is_binary_vectors`).
             unicode_errors: how to decode words that are not UTF-8 ("strict",
                 "ignore" or "replace"); some published files need "ignore".
+            limit: read only the first ``limit`` words (the most frequent).
+            datatype: the dtype of the vectors.
+
+        What the header declares is bounded by the file's size before anything
+        is allocated (a vector needs at least two bytes a value in text, four in
+        binary), so a damaged header is an error, never a huge allocation.
 
         Raises:
-            ValueError: a malformed header or line, or a file that ends early, in one line.
+            CnnlabError: a malformed header or line, a word that is not UTF-8
+                (with ``unicode_errors="strict"``), a word given twice, a NaN or
+                infinite value, or a file that ends early, in one line naming
+                the file (and the line, for the text format).
         """
-        path = Path(path)
+        path = Path(fname)
+        if binary is None:
+            binary = False if no_header else is_binary_vectors(path)
+        if fvocab is not None or no_header or encoding.lower().replace("-", "") != "utf8":
+            return super().load_word2vec_format(
+                os.fspath(fname), fvocab=fvocab, binary=binary, encoding=encoding, unicode_errors=unicode_errors,
+                limit=limit, datatype=datatype, no_header=no_header)
+        size = path.stat().st_size
         with path.open("rb") as f:
-            header = f.readline()
-            try:
-                count, dim = (int(v) for v in header.split())
-            except ValueError:
-                raise ValueError(
-                    f"{path}: not a word2vec file: the first line must be 'COUNT DIM', got {header[:60]!r}"
-                ) from None
-            if count < 0 or dim < 1:
-                raise ValueError(f"{path}: bad header: {count} words of dimension {dim}")
-            count = count if limit is None else min(count, limit)
+            count, dim = _read_header(f, path)
+            remaining = size - f.tell()
+            per_value = 4 if binary else 2  # a float32, or a space and a digit
+            if dim * per_value > max(remaining, 0) and count > 0:
+                raise CnnlabError(
+                    f"{path}: the header declares vectors of dimension {dim:,}, but only {remaining:,} bytes "
+                    "follow it; the file is truncated or not a word2vec file"
+                )
+            count = count if limit is None else max(0, min(count, limit))
+            # Each record takes at least dim * per_value bytes, so no more rows than this can be in the file:
+            # rows beyond it would end the file early, which the readers report.
+            capacity = min(count, remaining // max(dim * per_value, 1) + 1)
             read = _read_binary if binary else _read_text
-            words, vectors = read(f, path, count, dim, unicode_errors)
-        return cls(words, torch.from_numpy(vectors))
+            words, vectors = read(f, path, count, dim, unicode_errors, capacity)
+        kv = cls(dim, 0, datatype)
+        kv._hold(words, vectors.astype(datatype, copy=False), np.arange(len(words), 0, -1))
+        return kv
 
 
-def _read_text(f: BinaryIO, path: Path, count: int, dim: int, errors: str) -> tuple[list[str], np.ndarray]:
-    words, vectors = [], np.empty((count, dim), dtype=np.float32)
+def is_binary_vectors(path: str | Path) -> bool:
+    """Whether a word2vec file is in the binary format rather than the text one, by its content.
+
+    After the ``COUNT DIM`` header, a text record is ``word v1 ... vDIM``: what
+    follows the word is printable ASCII. A binary record is ``word`` then a space
+    and raw float32 bytes, which are almost never all printable (the chance is
+    about (95/256)^(4 x DIM)). Only the part after the word is looked at, so a
+    word in Latin-1 or any other encoding does not make a text file binary.
+    A file whose header does not parse is called text, and the text reader
+    then reports what is wrong with it.
+    """
+    with Path(path).open("rb") as f:
+        try:
+            count, dim = _read_header(f, Path(path))
+        except CnnlabError:
+            return False
+        if count == 0:
+            return False
+        line = f.readline(min(64 * dim + 4096, 1 << 24))
+    _, space, rest = line.partition(b" ")
+    rest = rest.rstrip(b"\r\n")
+    if not space or not rest:
+        return bool(space)  # a space right before a newline byte: raw float bytes
+    return not all(32 <= byte < 127 or byte == 9 for byte in rest)
+
+
+def _read_header(f: BinaryIO, path: Path) -> tuple[int, int]:
+    header = f.readline(1024)
+    try:
+        count, dim = (int(v) for v in header.split())
+    except ValueError:
+        raise CnnlabError(
+            f"{path}: not a word2vec file: the first line must be 'COUNT DIM', got {header[:60]!r}"
+        ) from None
+    if count < 0 or dim < 1:
+        raise CnnlabError(f"{path}: bad header: {count} words of dimension {dim}")
+    return count, dim
+
+
+def _check_finite(path: Path, vectors: np.ndarray, words: list[str], where: Callable[[int], str]) -> None:
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise CnnlabError(
+            f"{where(i)}: the vector of {words[i]!r} holds NaN or infinite values "
+            f"({bad.size} vector(s) in all); the file is damaged or the training diverged"
+        )
+
+
+def _decode_word(raw: bytes, errors: str, where: str) -> str:
+    try:
+        return raw.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as err:
+        raise CnnlabError(
+            f"{where}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+            "pass unicode_errors='replace' or 'ignore' to read it anyway"
+        ) from None
+
+
+def _read_text(
+    f: BinaryIO, path: Path, count: int, dim: int, errors: str, capacity: int
+) -> tuple[list[str], np.ndarray]:
+    words, vectors, seen = [], np.empty((capacity, dim), dtype=np.float32), set()
     for i in range(count):
         line = f.readline()
         if not line:
-            raise ValueError(f"{path}: the file ends after {i} of {count} vectors (truncated?)")
-        word, *values = line.decode("utf-8", errors=errors).rstrip("\n").rstrip().split(" ")
+            raise CnnlabError(f"{path}: the file ends after {i} of {count} vectors (truncated?)")
+        where = f"{path}:{i + 2}"
+        word, *values = _decode_word(line, errors, where).rstrip("\n").rstrip().split(" ")
         if len(values) != dim:
-            raise ValueError(f"{path}:{i + 2}: expected {dim} values after {word!r}, got {len(values)}")
+            raise CnnlabError(f"{where}: expected {dim} values after {word[:40]!r}, got {len(values)}")
+        if i >= capacity:  # cannot happen: each line above takes at least 2 * dim bytes
+            raise CnnlabError(f"{where}: more vectors than the file's size allows")
         try:
             vectors[i] = np.asarray(values, dtype=np.float32)
         except ValueError:
-            raise ValueError(f"{path}:{i + 2}: the values of {word!r} are not all numbers") from None
+            raise CnnlabError(f"{where}: the values of {word[:40]!r} are not all numbers") from None
+        if word in seen:
+            raise CnnlabError(f"{where}: the word {word[:40]!r} appears twice; keep one vector per word")
+        seen.add(word)
         words.append(word)
+    vectors = vectors[:count]
+    _check_finite(path, vectors, words, lambda i: f"{path}:{i + 2}")
     return words, vectors
 
 
-def _read_binary(f: BinaryIO, path: Path, count: int, dim: int, errors: str) -> tuple[list[str], np.ndarray]:
-    words, vectors = [], np.empty((count, dim), dtype=np.float32)
+MAX_WORD_BYTES = 1 << 16  # longer than any word; a binary file with no space in sight is damaged
+
+
+def _read_binary(
+    f: BinaryIO, path: Path, count: int, dim: int, errors: str, capacity: int
+) -> tuple[list[str], np.ndarray]:
+    words, vectors, seen = [], np.empty((capacity, dim), dtype=np.float32), set()
     row_bytes = 4 * dim
     for i in range(count):
         word = bytearray()
         while True:
             c = f.read(1)
             if not c:
-                raise ValueError(f"{path}: the file ends after {i} of {count} vectors (truncated?)")
+                raise CnnlabError(f"{path}: the file ends after {i} of {count} vectors (truncated?)")
             if c == b" ":
                 break
             if c != b"\n":  # the newline that ends the previous vector
                 word += c
+                if len(word) > MAX_WORD_BYTES:
+                    raise CnnlabError(f"{path}: word {i + 1} is longer than {MAX_WORD_BYTES:,} bytes; "
+                                      "the file is damaged or not a binary word2vec file")
         data = f.read(row_bytes)
         if len(data) != row_bytes:
-            raise ValueError(f"{path}: the file ends inside the vector of word {i + 1} of {count} (truncated?)")
+            raise CnnlabError(f"{path}: the file ends inside the vector of word {i + 1} of {count} (truncated?)")
+        if i >= capacity:  # cannot happen: each record above takes at least 4 * dim + 1 bytes
+            raise CnnlabError(f"{path}: more vectors than the file's size allows")
         vectors[i] = np.frombuffer(data, dtype="<f4")
-        words.append(word.decode("utf-8", errors=errors))
+        text = _decode_word(bytes(word), errors, f"{path}: word {i + 1}")
+        if text in seen:
+            raise CnnlabError(f"{path}: word {i + 1}, {text[:40]!r}, appears twice; keep one vector per word")
+        seen.add(text)
+        words.append(text)
+    vectors = vectors[:count]
+    _check_finite(path, vectors, words, lambda i: f"{path}: word {i + 1}")
     return words, vectors
 
 
 def embedding_matrix(
-    words: Sequence[str], vectors: KeyedVectors, *, generator: torch.Generator | None = None
+    words: Sequence[str], vectors: gensim_kv.KeyedVectors, *, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, int]:
     """Rows for a model's vocabulary from pre-trained vectors (Kim 2014, Section 3.1).
 
@@ -344,14 +297,20 @@ def embedding_matrix(
     chosen so that its variance, a^2 / 3, equals the variance of the pre-trained
     vectors. Row 0 (padding) is left at zero.
 
+    Args:
+        words: the model's vocabulary, padding first.
+        vectors: any gensim ``KeyedVectors`` (ours, or gensim's own).
+        generator: draws the missing words' vectors.
+
     Returns:
-        The ``(len(words), dim)`` matrix, and how many words had a pre-trained vector.
+        The ``(len(words), dim)`` float32 matrix, and how many words had a pre-trained vector.
     """
-    a = float(3 * vectors.vectors.var()) ** 0.5
+    a = float(3 * vectors.vectors.var()) ** 0.5 if vectors.vectors.size else 0.25
     matrix = (torch.rand(len(words), vectors.vector_size, generator=generator) * 2 - 1) * a
-    found = [(i, vectors.index[w]) for i, w in enumerate(words) if w in vectors.index]
+    index = vectors.key_to_index
+    found = [(i, index[w]) for i, w in enumerate(words) if w in index]
     if found:
         rows, source = zip(*found)
-        matrix[list(rows)] = vectors.vectors[list(source)]
+        matrix[list(rows)] = torch.from_numpy(vectors.vectors[list(source)].astype(np.float32))  # a copy
     matrix[0] = 0
     return matrix, len(found)

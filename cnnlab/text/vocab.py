@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from cnnlab.errors import CnnlabError
+
 
 class Vocab:
     """Words in order of decreasing count (ties keep first-seen order), as word2vec sorts them.
@@ -19,12 +21,12 @@ class Vocab:
 
     def __init__(self, words: Sequence[str], counts: Sequence[int]) -> None:
         if len(words) != len(counts):
-            raise ValueError(f"got {len(words)} words but {len(counts)} counts")
+            raise CnnlabError(f"got {len(words)} words but {len(counts)} counts")
         self.words = list(words)
         self.counts = np.asarray(counts, dtype=np.int64)
         self.index = {w: i for i, w in enumerate(self.words)}
         if len(self.index) != len(self.words):
-            raise ValueError("a vocabulary cannot hold the same word twice")
+            raise CnnlabError("a vocabulary cannot hold the same word twice")
 
     @classmethod
     def build(
@@ -42,19 +44,19 @@ class Vocab:
             specials: words put first whatever their count (e.g. ``"<pad>"``), with count 0.
 
         Raises:
-            ValueError: if the corpus has no tokens, or no word reaches ``min_count``.
+            CnnlabError: if the corpus has no tokens, or no word reaches ``min_count``.
         """
         if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
+            raise CnnlabError(f"min_count must be >= 1, got {min_count}")
         counter: Counter[str] = Counter()
         for sentence in sentences:
             counter.update(sentence)
         if not counter:
-            raise ValueError("the corpus is empty: it has no tokens")
+            raise CnnlabError("the corpus is empty: it has no tokens")
         kept = [(w, c) for w, c in counter.most_common() if c >= min_count and w not in specials]
         if not kept:
             top = counter.most_common(1)[0][1]
-            raise ValueError(
+            raise CnnlabError(
                 f"the vocabulary is empty: no word occurs min_count={min_count} times "
                 f"({len(counter)} distinct words, the most frequent {top} times); lower min_count"
             )

@@ -26,24 +26,37 @@ One departure from the C tool: in skip-gram the negatives are drawn once per
 centre word and shared by its context words, so that one batched product scores a
 whole window. On Brown + Lee both backends match gensim's accuracy
 (benchmarks/word2vec_vs_gensim.md).
+
+The trained vectors are handed to gensim: ``model.wv`` is a gensim
+``KeyedVectors`` (:class:`cnnlab.text.vectors.KeyedVectors`) whose ``vectors``
+share memory with the CPU model's ``syn0``. ``save``/``load`` keep the whole model
+(vocabulary, counts, input and output weights, the random state) in one
+safetensors file with the configuration as JSON in its header, written atomically;
+loading never unpickles anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
+import json
 import math
+import os
 import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write
 from cnnlab.text.native import ChunkTrainer, NativeUnavailable, load_kernel
 from cnnlab.text.vectors import KeyedVectors
 from cnnlab.text.vocab import Vocab
@@ -53,6 +66,8 @@ BACKENDS = ("auto", "native", "torch")
 # Words per chunk when batch_words is not given: a thread's unit of work for the
 # native loop (gensim's default), a stable size for the torch backend's summed updates.
 DEFAULT_BATCH_WORDS = {"native": 10_000, "torch": 1_000}
+# Word2Vec.save's file: what its safetensors header's metadata says it is.
+SAVE_FORMAT = "cnnlab.word2vec/1"
 
 
 @dataclass
@@ -87,7 +102,7 @@ class HuffmanTree:
         """The Huffman tree of word counts: frequent words get short paths (Mikolov 2013a, Section 3.1)."""
         size = len(counts)
         if size < 2:
-            raise ValueError("hierarchical softmax needs at least 2 words in the vocabulary; use negative sampling")
+            raise CnnlabError("hierarchical softmax needs at least 2 words in the vocabulary; use negative sampling")
         heap = [(int(c), i) for i, c in enumerate(counts)]
         heapq.heapify(heap)
         parent = np.zeros(2 * size - 1, dtype=np.int64)
@@ -120,7 +135,13 @@ class HuffmanTree:
 class Word2Vec:
     """A word2vec model; arguments and defaults as gensim's ``Word2Vec``.
 
+    As in gensim, a model given ``sentences`` (or ``corpus_file``) trains at once;
+    one given neither waits for ``build_vocab`` and ``train`` (or ``fit``).
+
     Args:
+        sentences: a re-iterable corpus of token lists (a list, or a corpus object such as
+            :class:`cnnlab.text.datasets.LineCorpus`) to train on now.
+        corpus_file: a text file, one whitespace-tokenised sentence per line, to train on now.
         vector_size: dimension of the word vectors.
         window: maximum distance between a centre word and a context word.
         min_count: words rarer than this are dropped.
@@ -147,12 +168,13 @@ class Word2Vec:
         progress: print words/s and loss to stderr while training.
 
     Example:
-        >>> model = Word2Vec(sg=True, vector_size=50, min_count=1, epochs=2)
-        >>> model.build_vocab([["a", "b", "c"], ["b", "c", "a"]])
-        >>> model.train([["a", "b", "c"], ["b", "c", "a"]])
+        >>> model = Word2Vec([["a", "b", "c"], ["b", "c", "a"]], sg=True, vector_size=50, min_count=1, epochs=2)
         >>> model.wv.most_similar("a", topn=1)  # doctest: +SKIP
+        >>> model.save("w2v.safetensors"); model = Word2Vec.load("w2v.safetensors")  # doctest: +SKIP
     """
 
+    sentences: InitVar[Corpus | None] = None
+    corpus_file: InitVar[str | os.PathLike | None] = None
     vector_size: int = 100
     window: int = 5
     min_count: int = 5
@@ -173,30 +195,41 @@ class Word2Vec:
     progress: bool = False
     history: list[EpochStats] = field(default_factory=list, init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, sentences: Corpus | None, corpus_file: str | os.PathLike | None) -> None:
+        self.sg, self.hs, self.cbow_mean = bool(self.sg), bool(self.hs), bool(self.cbow_mean)  # gensim passes 0/1
         for name in ("vector_size", "window", "min_count", "epochs", "batch_words", "workers"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise CnnlabError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.negative < 0 or (self.negative == 0 and not self.hs):
-            raise ValueError("train with negative sampling (negative >= 1), hierarchical softmax (hs=True), or both")
+            raise CnnlabError("train with negative sampling (negative >= 1), hierarchical softmax (hs=True), or both")
         if not 0 < self.min_alpha <= self.alpha:
-            raise ValueError(f"need 0 < min_alpha <= alpha, got min_alpha={self.min_alpha}, alpha={self.alpha}")
+            raise CnnlabError(f"need 0 < min_alpha <= alpha, got min_alpha={self.min_alpha}, alpha={self.alpha}")
         if self.sample < 0:
-            raise ValueError(f"sample must be >= 0, got {self.sample}")
+            raise CnnlabError(f"sample must be >= 0, got {self.sample}")
         self.device = torch.device(self.device)
         self.backend = self._choose_backend()
         if self.batch_words is None:
             self.batch_words = DEFAULT_BATCH_WORDS[self.backend]
         self.vocab: Vocab | None = None
+        self.corpus_count = 0
+        self._wv: KeyedVectors | None = None
+        if sentences is not None and corpus_file is not None:
+            raise CnnlabError("give sentences or corpus_file, not both")
+        if corpus_file is not None:
+            from cnnlab.text.datasets import LineCorpus
+
+            sentences = LineCorpus(corpus_file)
+        if sentences is not None:
+            self.fit(sentences)
 
     def _choose_backend(self) -> str:
         """The backend that will run: ``auto`` resolved, ``native`` checked against the device."""
         if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise CnnlabError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.backend == "torch" or (self.backend == "auto" and self.device.type != "cpu"):
             return "torch"
         if self.device.type != "cpu":
-            raise ValueError(f"the native backend runs on the CPU, not {self.device}: use backend='torch'")
+            raise CnnlabError(f"the native backend runs on the CPU, not {self.device}: use backend='torch'")
         try:
             load_kernel()
         except NativeUnavailable as err:
@@ -211,10 +244,28 @@ class Word2Vec:
     def build_vocab(self, sentences: Corpus) -> None:
         """Counts the corpus (one streaming pass) and initialises the vectors."""
         _check_reiterable(sentences)
-        self.vocab = Vocab.build(sentences, min_count=self.min_count)
-        counts = torch.as_tensor(self.vocab.counts, dtype=torch.float64)
+        self.corpus_count = 0
+
+        def counted() -> Iterator[Sequence[str]]:
+            for sentence in sentences:
+                self.corpus_count += 1
+                yield sentence
+
+        self.vocab = Vocab.build(counted(), min_count=self.min_count)
+        self._prepare()
         size, dim, dev = len(self.vocab), self.vector_size, self.device
         self._gen = torch.Generator(device=dev).manual_seed(self.seed)
+        init_gen = torch.Generator().manual_seed(self.seed)
+        self.syn0 = ((torch.rand(size, dim, generator=init_gen) - 0.5) / dim).to(dev)
+        self.syn1neg = torch.zeros(size, dim, device=dev) if self.negative else None
+        if self.hs:
+            self.syn1 = torch.zeros(size - 1, dim, device=dev)
+        self._wv = None
+
+    def _prepare(self) -> None:
+        """What follows from the vocabulary's counts: sub-sampling, the noise distribution, the Huffman tree."""
+        counts = torch.as_tensor(self.vocab.counts, dtype=torch.float64)
+        dev = self.device
         if self.sample > 0:
             threshold = self.sample * counts.sum()
             keep = ((counts / threshold).sqrt() + 1) * threshold / counts
@@ -224,24 +275,27 @@ class Word2Vec:
         noise = counts**self.ns_exponent
         self._noise_weights = noise.numpy()
         self._noise_cdf = (noise.cumsum(0) / noise.sum()).float().to(dev)
-        init_gen = torch.Generator().manual_seed(self.seed)
-        self.syn0 = ((torch.rand(size, dim, generator=init_gen) - 0.5) / dim).to(dev)
-        self.syn1neg = torch.zeros(size, dim, device=dev) if self.negative else None
         self.tree = None
         if self.hs:
             tree = HuffmanTree.build(self.vocab.counts)
             self.tree = HuffmanTree(tree.points.to(dev), tree.codes.to(dev), tree.mask.to(dev))
-            self.syn1 = torch.zeros(size - 1, dim, device=dev)
         # A pair's loss starts near (terms) * ln 2; 100 times that means the summed updates diverged.
         terms = self.negative + 1 + (self.tree.points.shape[1] if self.tree is not None else 0)
         self._loss_limit = 100 * terms * math.log(2)
 
     @property
     def wv(self) -> KeyedVectors:
-        """The trained input vectors as :class:`KeyedVectors` (words by decreasing frequency)."""
+        """The input vectors as gensim's ``KeyedVectors``, words by decreasing frequency, with their ``count``.
+
+        On the CPU its ``vectors`` are the model's ``syn0`` itself (shared memory, as
+        in gensim); on a GPU, a copy taken after each ``train``.
+        """
         if self.vocab is None:
-            raise ValueError("the model has no vocabulary yet: call build_vocab (or fit) first")
-        return KeyedVectors(self.vocab.words, self.syn0.float().cpu())
+            raise CnnlabError("the model has no vocabulary yet: call build_vocab (or fit) first")
+        if self._wv is None:
+            self._wv = KeyedVectors(self.vector_size)
+            self._wv._hold(self.vocab.words, self.syn0.detach().cpu().numpy(), self.vocab.counts)
+        return self._wv
 
     def fit(self, sentences: Corpus) -> Word2Vec:
         """Builds the vocabulary and trains; returns the model."""
@@ -251,11 +305,26 @@ class Word2Vec:
 
     # -- training --------------------------------------------------------------------
 
-    def train(self, sentences: Corpus) -> list[EpochStats]:
-        """Trains ``epochs`` passes over a re-iterable corpus, streaming it chunk by chunk."""
+    def train(
+        self, sentences: Corpus, *, total_examples: int | None = None, total_words: int | None = None,
+        epochs: int | None = None,
+    ) -> list[EpochStats]:
+        """Trains ``epochs`` passes over a re-iterable corpus, streaming it chunk by chunk.
+
+        Args:
+            sentences: the corpus, as given to ``build_vocab``.
+            total_examples, total_words: accepted for gensim's
+                ``train(corpus, total_examples=model.corpus_count, epochs=model.epochs)``;
+                the learning-rate schedule takes the corpus size from the vocabulary.
+            epochs: passes to train (sets ``self.epochs``); None keeps ``self.epochs``.
+        """
         if self.vocab is None:
-            raise ValueError("call build_vocab(sentences) before train")
+            raise CnnlabError("call build_vocab(sentences) before train")
         _check_reiterable(sentences)
+        if epochs is not None:
+            if epochs < 1:
+                raise CnnlabError(f"epochs must be >= 1, got {epochs}")
+            self.epochs = epochs
         self.history = []
         run_epoch = self._torch_epoch
         if self.backend == "native":
@@ -270,7 +339,147 @@ class Word2Vec:
             self.history.append(stats)
             if self.progress:
                 self._show(epoch, stats, done / self._total_words, self._alpha(done), end="\n")
+        self._refresh_wv()
         return self.history
+
+    def _refresh_wv(self) -> None:
+        """Makes ``wv`` show the trained vectors: forget its cached norms, or take a new copy (GPU)."""
+        if (self._wv is not None and self.syn0.device.type == "cpu"
+                and np.shares_memory(self._wv.vectors, self.syn0.numpy())):
+            self._wv.norms = None
+        else:
+            self._wv = None
+
+    # -- saving and loading ----------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the whole model to one safetensors file, atomically, to continue training or query later.
+
+        The file holds the vocabulary (UTF-8 words and their counts), ``syn0``,
+        ``syn1neg`` and/or ``syn1``, and the random state; the configuration,
+        ``corpus_count`` and ``history`` are JSON in its header. Nothing in it is
+        pickled. (gensim's ``Word2Vec.save`` pickles, and cnnlab cannot read it.)
+
+        Raises:
+            CnnlabError: a model without a vocabulary, or with NaN or infinite weights.
+        """
+        if self.vocab is None:
+            raise CnnlabError("nothing to save: the model has no vocabulary yet (call build_vocab or fit)")
+        from safetensors.torch import save as tensors_to_bytes
+
+        try:
+            encoded = [w.encode("utf-8") for w in self.vocab.words]
+        except UnicodeEncodeError as err:
+            raise CnnlabError(f"a word of the vocabulary cannot be written as UTF-8 ({err.reason})") from None
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        tensors = {
+            "words_utf8": torch.from_numpy(np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()),
+            "word_offsets": torch.from_numpy(offsets),
+            "counts": torch.from_numpy(self.vocab.counts.astype(np.int64)),
+            "syn0": self.syn0,
+            "rng_state": self._gen.get_state(),
+        }
+        if self.syn1neg is not None:
+            tensors["syn1neg"] = self.syn1neg
+        if self.hs:
+            tensors["syn1"] = self.syn1
+        tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+        for name in ("syn0", "syn1neg", "syn1"):
+            if name in tensors and not bool(torch.isfinite(tensors[name]).all()):
+                raise CnnlabError(f"{name} holds NaN or infinite values: the training diverged; not saved")
+        config = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        for runtime in ("device", "backend", "progress"):  # chosen where the model is loaded
+            config.pop(runtime)
+        if config["batch_words"] == DEFAULT_BATCH_WORDS[self.backend]:
+            config["batch_words"] = None  # the default of the backend that will run
+        meta = {"format": SAVE_FORMAT, "config": json.dumps(config), "corpus_count": str(self.corpus_count),
+                "history": json.dumps([dataclasses.asdict(h) for h in self.history])}
+        atomic_write(path, tensors_to_bytes(tensors, metadata=meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu", backend: str = "auto",
+             progress: bool = False) -> Word2Vec:
+        """Reads a model written by :meth:`save`, ready to query (``wv``) or to train further.
+
+        Args:
+            path: the file.
+            device, backend, progress: how to run it here (not stored in the file).
+
+        Raises:
+            CnnlabError: a file that is not a cnnlab word2vec model (a pickle, such as
+                gensim's ``Word2Vec.save``, is refused unread), or one that is damaged:
+                inconsistent shapes, NaN or infinite weights, a bad configuration.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        with path.open("rb") as f:
+            head = f.read(2)
+        if head[:1] == b"\x80" or head == b"PK":
+            raise CnnlabError(
+                f"{path} is a pickle (gensim's Word2Vec.save writes one): cnnlab never unpickles, as that can run "
+                "code; save the vectors with model.wv.save_word2vec_format and read them with "
+                "KeyedVectors.load_word2vec_format"
+            )
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - not a dict
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CnnlabError(f"{path}: not a word2vec model saved by cnnlab ({err})") from None
+        if meta.get("format") != SAVE_FORMAT:
+            raise CnnlabError(f"{path}: not a word2vec model saved by cnnlab (format {meta.get('format')!r})")
+        try:
+            config = json.loads(meta["config"])
+            model = cls(**config, device=device, backend=backend, progress=progress)
+            model.corpus_count = int(meta.get("corpus_count", 0))
+            model.history = [EpochStats(**h) for h in json.loads(meta.get("history", "[]"))]
+        except CnnlabError as err:
+            raise CnnlabError(f"{path}: bad configuration: {err}") from None
+        except (KeyError, TypeError, ValueError) as err:
+            raise CnnlabError(f"{path}: damaged configuration ({type(err).__name__}: {err})") from None
+        model._restore(path, tensors)
+        return model
+
+    def _restore(self, path: Path, tensors: dict[str, torch.Tensor]) -> None:
+        """Checks and installs :meth:`load`'s tensors."""
+        def tensor(name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> torch.Tensor:
+            t = tensors.get(name)
+            if t is None or t.dtype != dtype or tuple(t.shape) != shape:
+                found = "missing" if t is None else f"{t.dtype} of shape {tuple(t.shape)}"
+                raise CnnlabError(f"{path}: {name} should be {dtype} of shape {shape}, found {found}; damaged file")
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise CnnlabError(f"{path}: {name} holds NaN or infinite values")
+            return t
+
+        given = tensors.get("counts")
+        n = int(given.shape[0]) if given is not None and given.dim() == 1 else 0
+        counts = tensor("counts", torch.int64, (n,)).numpy()
+        if n < 1 or bool((counts < 0).any()):
+            raise CnnlabError(f"{path}: an empty vocabulary or negative word counts; damaged file")
+        offsets = tensor("word_offsets", torch.int64, (n + 1,)).numpy()
+        if offsets[0] != 0 or bool((np.diff(offsets) < 0).any()):
+            raise CnnlabError(f"{path}: the word offsets do not increase from 0; damaged file")
+        raw = tensor("words_utf8", torch.uint8, (int(offsets[-1]),)).numpy().tobytes()
+        try:
+            self.vocab = Vocab([raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])], counts)
+        except UnicodeDecodeError:
+            raise CnnlabError(f"{path}: a word is not UTF-8; damaged file") from None
+        except CnnlabError as err:  # the same word twice
+            raise CnnlabError(f"{path}: {err}; damaged file") from None
+        self._prepare()
+        dim, dev = self.vector_size, self.device
+        self.syn0 = tensor("syn0", torch.float32, (n, dim)).to(dev)
+        self.syn1neg = tensor("syn1neg", torch.float32, (n, dim)).to(dev) if self.negative else None
+        if self.hs:
+            self.syn1 = tensor("syn1", torch.float32, (n - 1, dim)).to(dev)
+        self._gen = torch.Generator(device=dev)
+        try:
+            self._gen.set_state(tensors["rng_state"])
+        except (KeyError, RuntimeError, TypeError):  # saved on another kind of device: start from the seed
+            self._gen.manual_seed(self.seed)
+        self._wv = None
 
     @property
     def _total_words(self) -> int:
@@ -332,7 +541,7 @@ class Word2Vec:
     def _check_converging(self, loss: torch.Tensor, pairs: int, epoch: int) -> None:
         per_pair = float(loss) / max(pairs, 1)
         if not per_pair <= self._loss_limit:  # also catches NaN
-            raise ValueError(
+            raise CnnlabError(
                 f"word2vec diverged (loss {per_pair:.3g} per pair) in epoch {epoch + 1}: lower alpha or batch_words "
                 f"(a chunk should hold few copies of each word; the vocabulary has {len(self.vocab)} words)"
             )

@@ -1,21 +1,27 @@
-"""Training: the loop, optimisers and schedules, losses, checkpoints, distributed runs."""
+"""Training: the one Trainer and its tasks, optimisers and schedules, losses, checkpoints,
+cross-validation, distributed runs."""
 
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig, resolve_config
+from cnnlab.train.crossval import cross_validate
 from cnnlab.train.loop import NonFiniteLossError, Trainer, TrainResult, train
 from cnnlab.train.losses import classification_loss
 from cnnlab.train.optim import LrSchedule, build_optimizer
+from cnnlab.train.task import Task, load_model
 
 __all__ = [
     "Checkpoint",
     "LrSchedule",
     "NonFiniteLossError",
+    "Task",
     "TrainConfig",
     "TrainResult",
     "Trainer",
     "build_optimizer",
     "classification_loss",
+    "cross_validate",
     "load_checkpoint",
+    "load_model",
     "resolve_config",
     "save_checkpoint",
     "train",

@@ -30,7 +30,8 @@ import torch
 from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as tensors_to_bytes
 
-from cnnlab.files import atomic_write
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write, remove_stale_temporaries
 
 FORMAT = "cnnlab-checkpoint"
 FORMAT_VERSION = 1
@@ -104,6 +105,24 @@ def restore_rng(checkpoint: Checkpoint) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+class NonFiniteTensorsError(CnnlabError):
+    """Tensors hold NaN or Inf: such a checkpoint is never written, nor loaded unless asked."""
+
+
+def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Raises :class:`NonFiniteTensorsError` naming ``where`` and the first bad tensor.
+
+    One fused reduction and one synchronisation for the whole dict.
+    """
+    floating = [(k, v) for k, v in tensors.items() if v.is_floating_point()]
+    if not floating:
+        return
+    finite = torch.stack([torch.isfinite(v).all() for _, v in floating])
+    if not bool(finite.all()):
+        bad = [k for (k, _), ok in zip(floating, finite.tolist()) if not ok]
+        raise NonFiniteTensorsError(f"{where}: {len(bad)} tensor(s) hold NaN or Inf (the first is {bad[0]})")
+
+
 def save_checkpoint(directory: str | Path, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Writes checkpoint ``name`` atomically and removes tensors files no checkpoint uses.
 
@@ -116,8 +135,12 @@ def save_checkpoint(directory: str | Path, name: str, tensors: dict[str, torch.T
 
     Returns:
         The JSON file.
+
+    Raises:
+        NonFiniteTensorsError: a tensor holds NaN or Inf; nothing was written.
     """
     directory = Path(directory)
+    check_finite(tensors, f"checkpoint {directory / name}")
     directory.mkdir(parents=True, exist_ok=True)
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     data = tensors_to_bytes(cpu)
@@ -136,36 +159,55 @@ def save_checkpoint(directory: str | Path, name: str, tensors: dict[str, torch.T
 
 
 def _remove_unused(directory: Path) -> None:
+    """Deletes the tensors files no record names, and the temporaries of killed writes.
+
+    A record that cannot be read might name any file, so while one exists nothing
+    is deleted: cnnlab never deletes what it cannot prove is its own and unused.
+    """
     used = set()
     for record in directory.glob("*.json"):
         try:
             used.add(json.loads(record.read_text())["tensors"])
-        except (OSError, ValueError, KeyError):
-            continue  # an unreadable record protects nothing; load_checkpoint reports it
+        except (OSError, ValueError, KeyError, TypeError):
+            return
     for tensors_file in directory.glob("tensors-*.safetensors"):
         if tensors_file.name not in used:
             tensors_file.unlink(missing_ok=True)
+    remove_stale_temporaries(directory)
 
 
 def _refuse_pickle(path: Path, head: bytes) -> None:
     if head.startswith(PICKLE_SIGNATURES):
-        raise ValueError(
+        raise CnnlabError(
             f"{path} carries a pickle payload (a torch.save file?); cnnlab never unpickles, because that can "
             "run arbitrary code: convert the weights to safetensors"
         )
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    from cnnlab.errors import CnnlabError
+
     data = path.read_bytes()
-    _refuse_pickle(path, data[:4])
+    try:
+        _refuse_pickle(path, data[:4])
+    except ValueError as err:
+        raise CnnlabError(str(err)) from None
     try:
         meta = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not a cnnlab checkpoint: {err}") from None
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError, too-long integers
+        raise CnnlabError(f"{path} is not a cnnlab checkpoint: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a cnnlab checkpoint (no '\"format\": \"{FORMAT}\"' entry)")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path} was written by a newer cnnlab ({meta.get('cnnlab_version')}); upgrade cnnlab")
+        raise CnnlabError(f"{path} is not a cnnlab checkpoint (no '\"format\": \"{FORMAT}\"' entry)")
+    expected_types = {"format_version": int, "tensors": str, "sha256": str}
+    for key, kind in expected_types.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise CnnlabError(f"{path}: the entry {key!r} must be a {kind.__name__}, found {meta.get(key)!r:.60}; "
+                              "the checkpoint is damaged")
+    step = meta.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CnnlabError(f"{path}: the entry 'step' must be a non-negative integer, found {step!r:.60}")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise CnnlabError(f"{path} was written by a newer cnnlab ({meta.get('cnnlab_version')}); upgrade cnnlab")
     return meta
 
 
@@ -188,25 +230,47 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Loads and verifies a checkpoint (see the module docstring for what is accepted).
 
     Raises:
-        ValueError: not a cnnlab checkpoint, a pickle payload, or a tensors file
-            whose hash does not match (corrupt or replaced).
+        CnnlabError: not a cnnlab checkpoint, a pickle payload, a JSON entry of
+            the wrong type, a tensors file whose hash does not match (corrupt or
+            replaced), or one whose hash matches but which is not a valid
+            safetensors file; the message names the file.
         FileNotFoundError: the JSON or its tensors file is missing.
     """
+    from safetensors import SafetensorError
+
+    from cnnlab.errors import CnnlabError
+
     path = resolve_checkpoint_path(path)
     meta = _read_json(path)
-    tensors_file = path.parent / Path(meta["tensors"]).name
-    data = tensors_file.read_bytes()
-    _refuse_pickle(tensors_file, data[:4])
+    name = Path(meta["tensors"]).name
+    if not name or name in (".", ".."):
+        raise CnnlabError(f"{path}: the entry 'tensors' ({meta['tensors']!r:.60}) names no file")
+    tensors_file = path.parent / name
+    try:
+        data = tensors_file.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{tensors_file}, the tensors file that {path.name} names, is missing") from None
+    except OSError as err:
+        raise CnnlabError(f"cannot read {tensors_file} ({err.strerror or err})") from None
+    try:
+        _refuse_pickle(tensors_file, data[:4])
+    except ValueError as err:
+        raise CnnlabError(str(err)) from None
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        raise ValueError(f"{tensors_file} does not match the hash in {path.name}: the checkpoint is corrupt")
-    return Checkpoint(path, meta, tensors_from_bytes(data))
+        raise CnnlabError(f"{tensors_file} does not match the hash in {path.name}: the checkpoint is corrupt")
+    try:
+        tensors = tensors_from_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as err:
+        raise CnnlabError(f"{tensors_file} is not a valid safetensors file ({err}); the checkpoint is damaged") from None
+    return Checkpoint(path, meta, tensors)
 
 
-def latest_checkpoint(directory: str | Path) -> Checkpoint | None:
-    """The checkpoint with the highest step among those in ``directory`` that load.
+def loadable_checkpoints(directory: str | Path) -> list[Checkpoint]:
+    """The checkpoints in ``directory`` that load, newest (highest step) first.
 
     A checkpoint that does not load is skipped with a warning naming it, so one
-    damaged file never blocks a resume.
+    damaged file never blocks a resume. On a tie (best and last of the same step
+    hold the same tensors) "last" comes first.
     """
     loaded = []
     for record in sorted(Path(directory).glob("*.json")):
@@ -214,5 +278,9 @@ def latest_checkpoint(directory: str | Path) -> Checkpoint | None:
             loaded.append(load_checkpoint(record))
         except (OSError, ValueError, KeyError) as err:
             warnings.warn(f"skipping checkpoint {record}: {err}", stacklevel=2)
-    # On a tie (best and last of the same step hold the same tensors) name "last".
-    return max(loaded, key=lambda c: (c.step, c.path.stem == "last"), default=None)
+    return sorted(loaded, key=lambda c: (c.step, c.path.stem == "last"), reverse=True)
+
+
+def latest_checkpoint(directory: str | Path) -> Checkpoint | None:
+    """The newest checkpoint in ``directory`` that loads (see :func:`loadable_checkpoints`)."""
+    return next(iter(loadable_checkpoints(directory)), None)

@@ -1,4 +1,10 @@
-"""``cnnlab train`` and ``cnnlab eval``."""
+"""``cnnlab train``, ``cnnlab eval`` and ``cnnlab predict``: one convention for every task.
+
+Options are typed by argparse and go straight into the config (``--lr 5e-5`` is the
+float 5e-05); only ``--set KEY=VALUE`` is parsed as YAML. Every run writes to
+``runs/<model>-<dataset>-<time>`` unless ``--out`` says otherwise, and a directory
+that holds a run is never written over without ``--resume``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,20 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Any
 
-# Command-line flags that are shortcuts for a config key (``--lr 0.05`` is ``--set optimizer.lr=0.05``).
+from cnnlab.data.registry import DATASET_NAMES
+from cnnlab.errors import CnnlabError
+from cnnlab.evaluate.protocols import PROTOCOLS
+from cnnlab.models.textcnn import VARIANTS
+from cnnlab.text.datasets import DATASETS as TEXT_DATASETS
+from cnnlab.text.datasets import TOKENIZERS
+from cnnlab.text.task import BATCHINGS
+from cnnlab.train.config import PRECISIONS
+from cnnlab.train.finetune import FREEZABLE
+
+DEVICES = ("auto", "cpu", "cuda")
+# Command-line options that are shortcuts for a config key (``--lr 0.05`` is ``optimizer.lr``).
 SHORTCUTS = {
     "dataset": "dataset",
     "data_dir": "data_dir",
@@ -15,90 +33,230 @@ SHORTCUTS = {
     "max_steps": "max_steps",
     "batch_size": "batch_size",
     "lr": "optimizer.lr",
+    "momentum": "optimizer.momentum",
     "weight_decay": "optimizer.weight_decay",
     "precision": "precision",
     "seed": "seed",
     "device": "device",
+    "patience": "patience",
+    "folds": "folds",
+    "variant": "model_kwargs.variant",
+    "width": "model_kwargs.width",
+    "vectors": "task.vectors",
+    "batching": "task.batching",
+    "tokenize": "task.tokenize",
+    "tile": "task.tile",
+    "init_from": "init_from",
+    "freeze": "freeze",
+}
+# Switches that set a config key to a fixed value.
+SWITCHES = {
+    "channels_last": ("channels_last", True),
+    "compile": ("compile", True),
+    "deterministic": ("deterministic", True),
+    "no_weight_map": ("task.weight_map", False),
+    "no_elastic": ("task.elastic", False),
 }
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    pairs = [f"{key}={getattr(args, flag)}" for flag, key in SHORTCUTS.items() if getattr(args, flag) is not None]
-    pairs += [f"{flag}=true" for flag in ("channels_last", "compile", "deterministic") if getattr(args, flag)]
-    return pairs + list(args.set)
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {key: getattr(args, name) for name, key in SHORTCUTS.items() if getattr(args, name) is not None}
+    flags.update(setting for name, setting in SWITCHES.items() if getattr(args, name))
+    return flags
 
 
-def _default_run_dir(model: str, dataset: str) -> Path:
+def default_run_dir(model: str, dataset: str) -> Path:
+    """``runs/<model>-<dataset>-<time>``: the default ``--out`` of every training command."""
     safe_dataset = dataset.replace(":", "_").replace("/", "_")
     return Path("runs") / f"{model}-{safe_dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _train(args: argparse.Namespace) -> int:
     from cnnlab.train.config import resolve_config
+    from cnnlab.train.crossval import cross_validate
     from cnnlab.train.distributed import shutdown
     from cnnlab.train.loop import train
 
-    config = resolve_config(args.model, args.recipe, _overrides(args))
+    from cnnlab.train.task import task_name_for
+
+    if args.task_alias and task_name_for(args.model) != args.task_alias:
+        raise CnnlabError(f"this command trains {args.task_alias} models; train {args.model} with `cnnlab train`")
+    config = resolve_config(args.model, args.recipe, list(args.set), _flags(args))
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("pass --out under torchrun, so that every rank uses the same run directory")
-    run_dir = Path(args.out) if args.out else _default_run_dir(config.model, config.dataset)
+        raise CnnlabError("pass --out under torchrun, so that every rank uses the same run directory")
+    run_dir = Path(args.out) if args.out else default_run_dir(config.model, config.dataset)
+    if config.folds > 1:
+        summary = cross_validate(config, run_dir, resume=args.resume, first_fold=args.first_fold,
+                                 max_folds=args.max_folds)
+        std = summary["std"]
+        print(f"{config.model} on {config.dataset} ({summary['protocol']}), mean over folds: " + ", ".join(
+            f"{k} {100 * v:.2f}%" + (f" +- {100 * std[k]:.2f}" if k in std else "")
+            for k, v in summary["mean"].items() if not k.endswith("loss")))
+        print(f"run directory: {run_dir}")
+        return 0
     try:
         result = train(config, run_dir, resume=args.resume)
     finally:
         shutdown()
-    metrics = result.metrics
     if not result.is_main:
         return 0
+    metrics = result.metrics
+    length = f"after {result.step} steps ({result.epoch:.3g} epochs), {result.elapsed_s:.0f} s"
     if "test_top1_err" in metrics:
-        print(f"{config.model} on {config.dataset}: test accuracy {100 - metrics['test_top1_err']:.2f}% "
-              f"(top-1 error {metrics['test_top1_err']:.2f}%, top-5 error {metrics['test_top5_err']:.2f}%) "
-              f"after {result.epoch:g} epochs, {result.step} steps, {result.elapsed_s:.0f} s")
+        top5 = f", top-5 error {100 * metrics['test_top5_err']:.2f}%" if "test_top5_err" in metrics else ""
+        print(f"{config.model} on {config.dataset}: test accuracy {100 * (1 - metrics['test_top1_err']):.2f}% "
+              f"(top-1 error {100 * metrics['test_top1_err']:.2f}%{top5}) {length}")
+    elif result.best:
+        print(f"{config.model} on {config.dataset}: best {result.best['metric']} "
+              f"{100 * result.best['value']:.2f}% at step {result.best['step']} ({length})")
     print(f"run directory: {result.run_dir}")
     return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from cnnlab.train.evaluation import evaluate_checkpoints
+def _checkpoints_of(path: str) -> list[Path]:
+    """The checkpoint(s) a path names: a checkpoint, a run, or each fold of a cross-validation."""
+    root = Path(path)
+    folds = sorted(root.glob("fold-*"), key=lambda p: int(p.name.split("-")[1])) if root.is_dir() else []
+    if folds and not (root / "checkpoints").is_dir():
+        return folds
+    return [root]
 
-    result = evaluate_checkpoints([args.checkpoint, *args.ensemble], args.dataset, protocol=args.protocol,
-                                  data_dir=args.data_dir, batch_size=args.batch_size, device=args.device)
-    members = f"ensemble of {1 + len(args.ensemble)}" if args.ensemble else str(args.checkpoint)
-    print(f"{members} on {args.dataset} test ({result['n']} images, {args.protocol}): "
-          f"top-1 error {100 * result['top1_err']:.2f}%, top-5 error {100 * result['top5_err']:.2f}% "
-          f"(top-1 accuracy {100 * result['top1']:.2f}%)")
+
+def _eval(args: argparse.Namespace) -> int:
+    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.task import task_of
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    options = {"dataset": args.dataset, "protocol": args.protocol, "data_dir": args.data_dir,
+               "batch_size": args.batch_size, "device": args.device, "tile": args.tile,
+               "allow_nonfinite": args.allow_nonfinite}
+    if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
+        from cnnlab.train.classification import evaluate_converted
+
+        print(evaluate_converted(args.checkpoint, options))
+        return 0
+    for path in _checkpoints_of(args.checkpoint):
+        checkpoints = [load_checkpoint(p) for p in [path, *args.ensemble]]
+        print(task_of(checkpoints[0]).evaluate_checkpoints(checkpoints, options), flush=True)
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Adds ``train`` and ``eval`` to the ``cnnlab`` parser."""
-    p = subparsers.add_parser("train", help="train a model on a dataset (resumable, distributed under torchrun)")
-    p.add_argument("model", help="a registered model, e.g. resnet20 (see `cnnlab models`)")
-    p.add_argument("--dataset", help="digits, mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
-    p.add_argument("--recipe", help="a YAML recipe, e.g. recipes/resnet_cifar.yaml")
-    p.add_argument("--data-dir", help="where datasets live (default: $CNNLAB_DATA or ~/.cache/cnnlab)")
+def _predict(args: argparse.Namespace) -> int:
+    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.task import task_of
+
+    if args.batch_size < 1:
+        raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
+        from cnnlab.train.classification import predict_converted
+
+        for line in predict_converted(args.checkpoint, args.inputs):
+            print(line, flush=True)
+        return 0
+    checkpoint = load_checkpoint(args.checkpoint)
+    options = {"out": args.out, "tile": args.tile, "batch_size": args.batch_size, "format": args.format,
+               "labels": args.labels, "allow_nonfinite": args.allow_nonfinite}
+    for line in task_of(checkpoint).predict(checkpoint, args.inputs, options):
+        print(line, flush=True)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cnnlab.export import export_checkpoint
+
+    print(export_checkpoint(args.checkpoint, args.format, args.out))
+    return 0
+
+
+def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = None) -> None:
+    """The options of ``cnnlab train``, or of its alias for one task (``text train``, ``seg train``)."""
+    p.add_argument("model", help="a registered model, e.g. resnet20, textcnn, unet (see `cnnlab models`)")
+    p.add_argument("--dataset", help=f"images: {', '.join(DATASET_NAMES)}; sentences: {', '.join(TEXT_DATASETS)}; "
+                                     "slices: isbi2012")
+    p.add_argument("--recipe", help="a YAML recipe: a path or a shipped recipe's name, e.g. resnet_cifar")
+    p.add_argument("--data-dir", help="where datasets live (default: $CNNLAB_DATA, else ~/.cache/cnnlab)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-steps", type=int, help="stop after this many iterations")
     p.add_argument("--batch-size", type=int, help="global batch size")
     p.add_argument("--lr", type=float, help="base learning rate")
+    p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--channels-last", action="store_true", help="NHWC activations")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels only")
     p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--patience", type=int, help="stop after this many evaluations without a better best metric")
+    p.add_argument("--folds", type=int, help="k-fold cross-validation, one run per fold in OUT/fold-K")
+    p.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-based), to split a long CV")
+    p.add_argument("--max-folds", type=int, help="run at most this many folds")
+    p.add_argument("--init-from", metavar="WEIGHTS",
+                   help="fine-tune: start from a cnnlab checkpoint or a `cnnlab convert` .safetensors file")
+    p.add_argument("--freeze", choices=FREEZABLE, help="features: train the classifier only")
     p.add_argument("--out", help="run directory (default: runs/MODEL-DATASET-TIME)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out that loads")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config key, YAML value, dotted into mappings: --set optimizer.nesterov=true")
-    p.set_defaults(func=_train)
+    text = p.add_argument_group("Kim's CNN (textcnn)")
+    text.add_argument("--variant", choices=VARIANTS)
+    text.add_argument("--vectors", help="pre-trained vectors, word2vec text or binary format")
+    text.add_argument("--batching", choices=BATCHINGS,
+                      help="shuffle: reshuffle every epoch (default); kim: Kim's code's fixed batches, in a new order")
+    text.add_argument("--tokenize", choices=TOKENIZERS,
+                      help="kim: re-tokenise as Kim's code does (default); split: the files' own tokens")
+    seg = p.add_argument_group("U-Net (unet)")
+    seg.add_argument("--tile", type=int, help="output side of a training tile (388 as the paper: input 572)")
+    seg.add_argument("--width", type=int, help="channels of the first level (64 as the paper)")
+    seg.add_argument("--no-weight-map", action="store_true", help="unweighted cross-entropy (ablation)")
+    seg.add_argument("--no-elastic", action="store_true",
+                     help="no augmentation: no elastic deformation, shift, rotation or grey-value change (ablation)")
+    p.set_defaults(func=_train, task_alias=task_alias)
 
-    p = subparsers.add_parser("eval", help="evaluate checkpoints with a paper's test protocol")
-    p.add_argument("checkpoint", help="a checkpoint .json, its checkpoints/ folder or a run directory")
-    p.add_argument("--dataset", required=True, help="dataset whose test split to use")
-    p.add_argument("--protocol", default="center", choices=("center", "10crop", "144crop", "multiscale"))
-    p.add_argument("--ensemble", nargs="+", default=[], metavar="CKPT", help="more checkpoints; softmax averaged")
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``cnnlab predict`` (and of its alias ``seg predict``)."""
+    p.add_argument("checkpoint", help="a run directory, its checkpoints/ folder, a checkpoint .json, "
+                                      "or a `cnnlab convert` .safetensors file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files (classifiers, U-Net) or sentences in quotes (textcnn)")
+    p.add_argument("--out", default=".", help="U-Net: the folder for probability maps and overlays")
+    p.add_argument("--tile", type=int, help="U-Net: output tile side (the run's by default)")
+    p.add_argument("--batch-size", type=int, default=4, help="U-Net: tiles per forward pass")
+    p.add_argument("--format", choices=("png", "npy"), default="png",
+                   help="U-Net: probability map as a 16-bit PNG or a float32 .npy")
+    p.add_argument("--labels", nargs="+", metavar="LABEL",
+                   help="U-Net: the true label of each image (white = cell), drawn in green on the overlay")
+    p.add_argument("--allow-nonfinite", action="store_true", help="load weights holding NaN or Inf (forensics)")
+    p.set_defaults(func=_predict)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Adds ``train``, ``eval`` and ``predict`` to the ``cnnlab`` parser."""
+    add_train_arguments(subparsers.add_parser(
+        "train", help="train any model: classifiers, textcnn, unet (resumable, distributed under torchrun)"))
+
+    p = subparsers.add_parser("eval", help="evaluate a run or checkpoints with the task's metrics and protocols")
+    p.add_argument("checkpoint", help="a run directory (each fold of a cross-validation), its checkpoints/, "
+                                      "a .json, or a `cnnlab convert` .safetensors file")
+    p.add_argument("--dataset", help="classifiers: the dataset whose test split to use (default: the run's)")
+    p.add_argument("--protocol", default="center", choices=tuple(PROTOCOLS),
+                   help="classifiers: the test protocol")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="CKPT",
+                   help="classifiers: more checkpoints; softmax averaged")
     p.add_argument("--data-dir", help="where datasets live")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--batch-size", type=int, help="images (256) or U-Net tiles (4) per forward pass")
+    p.add_argument("--tile", type=int, help="U-Net: output tile side of the overlap-tile inference")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--allow-nonfinite", action="store_true", help="load weights holding NaN or Inf (forensics)")
     p.set_defaults(func=_eval)
+
+    add_predict_arguments(subparsers.add_parser(
+        "predict", help="predict: an image's top-5 classes, a sentence's class, a slice's membrane map"))
+
+    p = subparsers.add_parser("export", help="export a trained model: torch.export (.pt2) or ONNX, checked against eager")
+    p.add_argument("checkpoint", help="a run directory, its checkpoints/ folder or a checkpoint .json")
+    p.add_argument("--format", default="pt2", choices=("pt2", "onnx"))
+    p.add_argument("--out", required=True, help="the file to write (.pt2 or .onnx)")
+    p.set_defaults(func=_export)

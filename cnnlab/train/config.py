@@ -8,7 +8,11 @@ resumed from it alone.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +20,71 @@ from typing import Any
 import yaml
 
 from cnnlab.data import Compose, build_augment
+from cnnlab.errors import CnnlabError
+from cnnlab.train.finetune import FREEZABLE
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Settings a resumed run may change: how long to train and where the data or the
 # compute is; everything else must match the checkpoint, or the run would not be
 # the one that was interrupted.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "data_dir", "device")
+# The recipes shipped with cnnlab, found by name: `--recipe resnet_cifar`.
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` has the type ``annotation`` (int counts as float; bool never as a number)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is Any:
+        return True
+    if annotation is float:
+        return _is_number(value)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    """``int``, ``float or None``, ``dict``: a type annotation as a user reads it."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    return getattr(typing.get_origin(annotation) or annotation, "__name__", str(annotation))
+
+
+def check_types(config: Any) -> None:
+    """Refuses a field whose value has the wrong type, naming the key (e.g. a string
+    where a number belongs)."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if not _matches(value, hints[f.name]):
+            raise CnnlabError(f"config key {f.name} must be {_type_name(hints[f.name])}, got {value!r}")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """YAML as PyYAML reads it, but ``5e-5`` is a float (YAML 1.2), not a string."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """A YAML value, with exponent floats such as ``1e-3`` read as numbers."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass
@@ -50,13 +113,27 @@ class TrainConfig:
         compile: run the model through ``torch.compile``.
         preprocess: deterministic transforms for train and test, e.g. a resize.
         augment: random transforms for training only, e.g. random_crop_flip.
-        normalize: ``{"mean": [...], "std": [...]}`` on 0..1 pixels, or None.
+        normalize: ``{"mean": [...], "std": [...]}`` on 0..1 pixels, ``"auto"`` for the
+            training set's channel statistics (computed when the run starts, kept in
+            its checkpoints), or None.
         seed: seeds the weights, the data order and the augmentation.
         deterministic: use only deterministic kernels, so a seed gives one result.
         eval_every: evaluate on the test split every this many epochs.
         eval_batch_size: batch size for evaluation.
         checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
-        best_metric: the test metric that picks the ``best`` checkpoint (lower is better).
+        best_metric: the evaluation metric that picks the ``best`` checkpoint, e.g.
+            ``test_top1_err`` or ``dev_accuracy`` (accuracies higher, others lower
+            is better); None for the task's own (:mod:`cnnlab.train.task`).
+        patience: stop after this many evaluations without a better ``best_metric``
+            (early stopping); None to train the whole schedule.
+        folds: k > 1 runs k-fold cross-validation, one run per fold in ``fold-K/``
+            (:func:`cnnlab.train.crossval.cross_validate`); 1 uses the standard split.
+        fold: which fold (1-based) this run trains; set by the cross-validation driver.
+        init_from: start from these weights (fine-tuning): a cnnlab checkpoint or a
+            ``cnnlab convert`` file (:mod:`cnnlab.train.finetune`).
+        freeze: ``features`` trains the classifier only; None trains everything.
+        task: the task's own options, e.g. ``{"batching": "kim", "vectors": "glove.bin"}``
+            for Kim's CNN or ``{"tile": 388, "weight_map": false}`` for the U-Net.
         on_corrupt: image files that do not decode: "error" or "skip".
         device: "auto" (GPU when there is one), "cpu" or "cuda".
     """
@@ -78,32 +155,51 @@ class TrainConfig:
     compile: bool = False
     preprocess: list[dict[str, Any]] = field(default_factory=list)
     augment: list[dict[str, Any]] = field(default_factory=list)
-    normalize: dict[str, list[float]] | None = None
+    normalize: dict[str, list[float]] | str | None = None
     seed: int = 0
     deterministic: bool = False
     eval_every: int = 1
     eval_batch_size: int = 512
     checkpoint_every: int = 0
-    best_metric: str = "top1_err"
+    best_metric: str | None = None
+    patience: int | None = None
+    folds: int = 1
+    fold: int | None = None
+    task: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    freeze: str | None = None
     on_corrupt: str = "error"
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
+            raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "folds"):
+            if getattr(self, name) < 1:
+                raise CnnlabError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("max_steps", "patience", "fold"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise CnnlabError(f"{name} must be a positive integer or null, got {getattr(self, name)!r}")
+        if self.fold is not None and self.fold > self.folds:
+            raise CnnlabError(f"fold {self.fold} does not exist: folds is {self.folds}")
+        if isinstance(self.normalize, str) and self.normalize != "auto":
+            raise CnnlabError(f"normalize must be a mapping of mean and std, 'auto' or null, got {self.normalize!r}")
+        if self.freeze is not None and self.freeze not in FREEZABLE:
+            raise CnnlabError(f"freeze must be one of {', '.join(FREEZABLE)} or null, got {self.freeze!r}")
+        if self.freeze is not None and self.init_from is None:
+            raise CnnlabError("freeze needs trained weights to keep: give init_from (--init-from)")
         if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+            raise CnnlabError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise CnnlabError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be positive or null, got {self.grad_clip}")
+            raise CnnlabError(f"grad_clip must be positive or null, got {self.grad_clip}")
         if "name" not in self.optimizer or "name" not in self.schedule:
-            raise ValueError("optimizer and schedule each need a 'name'")
+            raise CnnlabError("optimizer and schedule each need a 'name'")
+        for key, value in self.optimizer.items():
+            if key not in ("name", "betas", "nesterov", "foreach", "maximize") and not _is_number(value):
+                raise CnnlabError(f"optimizer.{key} must be a number, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON- and YAML-serialisable copy."""
@@ -115,46 +211,80 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+            raise CnnlabError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
         return cls(**values)
 
 
+def find_recipe(recipe: str | Path) -> Path:
+    """A recipe given as a path, or by the name of a shipped one (``resnet_cifar``)."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    shipped = RECIPES_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
+    if shipped.is_file() and path.parent == Path("."):
+        return shipped
+    names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"recipe {recipe} not found (shipped recipes: {names or 'none'})")
+
+
 def load_recipe(path: str | Path) -> dict[str, Any]:
-    """The mapping in a recipe YAML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe {path} not found (the shipped ones are in recipes/)")
-    values = yaml.safe_load(path.read_text())
+    """The mapping in a recipe YAML file (a path or a shipped recipe's name)."""
+    path = find_recipe(path)
+    try:
+        values = parse_yaml(path.read_text())
+    except yaml.YAMLError as err:
+        raise CnnlabError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"recipe {path} must be a YAML mapping of config keys")
+        raise CnnlabError(f"recipe {path} must be a YAML mapping of config keys")
     return values
 
 
-def apply_override(values: dict[str, Any], assignment: str) -> None:
-    """Applies ``key=value`` in place; dotted keys reach into mappings.
-
-    The value is parsed as YAML, so ``optimizer.lr=0.05`` sets a float,
-    ``augment=[]`` a list and ``max_steps=null`` None.
-    """
-    key, sep, raw = assignment.partition("=")
-    if not sep or not key:
-        raise ValueError(f"override {assignment!r} must look like key=value, e.g. optimizer.lr=0.05")
+def set_value(values: dict[str, Any], key: str, value: Any) -> None:
+    """Sets ``key`` in place; dotted keys (``optimizer.lr``) reach into mappings."""
     *parents, leaf = key.split(".")
     target = values
     for part in parents:
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
-            raise ValueError(f"override {assignment!r}: {part!r} is not a mapping")
-    target[leaf] = yaml.safe_load(raw)
+            raise CnnlabError(f"override {key}: {part!r} is not a mapping")
+    target[leaf] = value
 
 
-def resolve_config(model: str, recipe: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """The config of a run: defaults, then the recipe, then ``key=value`` overrides."""
+def apply_override(values: dict[str, Any], assignment: str) -> None:
+    """Applies ``key=value`` in place; dotted keys reach into mappings.
+
+    The value is parsed as YAML, so ``optimizer.lr=0.05`` (or ``5e-2``) sets a
+    float, ``augment=[]`` a list and ``max_steps=null`` None.
+    """
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise CnnlabError(f"override {assignment!r} must look like key=value, e.g. optimizer.lr=0.05")
+    try:
+        value = parse_yaml(raw)
+    except yaml.YAMLError:
+        raise CnnlabError(f"override {assignment!r}: the value is not valid YAML") from None
+    set_value(values, key, value)
+
+
+def resolve_config(
+    model: str,
+    recipe: str | Path | None = None,
+    overrides: list[str] = (),
+    flags: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """The config of a run: defaults, the task's defaults, the recipe, typed ``flags``
+    (``{"optimizer.lr": 0.05}``, from the command line's options), then ``key=value``
+    overrides (``--set``, parsed as YAML)."""
+    from cnnlab.train.task import task_class, task_name_for
+
     values = TrainConfig(model=model).to_dict()
     # A recipe's mapping (e.g. its optimizer) replaces the default whole, so no
     # default argument leaks into the paper's set-up.
+    values.update(copy.deepcopy(task_class(task_name_for(model)).defaults))  # overrides edit values in place
     values.update(load_recipe(recipe) if recipe else {})
     values["model"] = model
+    for key, value in (flags or {}).items():
+        set_value(values, key, value)
     for assignment in overrides:
         apply_override(values, assignment)
     return TrainConfig.from_dict(values)
@@ -167,8 +297,10 @@ def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return [k for k in keys if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)]
 
 
-def input_pipeline(config: dict[str, Any], *, train: bool) -> Compose:
+def input_pipeline(config: dict[str, Any], *, train: bool, normalize: dict[str, list[float]] | None = None
+                   ) -> Compose:
     """A run's transform of float 0..1 batches: preprocessing, then (training only)
-    augmentation, then normalisation."""
-    normalize = [{"name": "normalize", **config["normalize"]}] if config.get("normalize") else []
-    return build_augment(config["preprocess"] + (config["augment"] if train else []) + normalize)
+    augmentation, then normalisation (``normalize`` resolves a config's ``"auto"``)."""
+    stats = normalize if config.get("normalize") == "auto" else config.get("normalize")
+    steps = [{"name": "normalize", **stats}] if stats else []
+    return build_augment(config["preprocess"] + (config["augment"] if train else []) + steps)

@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from cnnlab.errors import CnnlabError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -48,9 +50,9 @@ class DistContext:
 def pick_device(preference: str, context: DistContext) -> torch.device:
     """The training device: "auto" takes this rank's GPU when there is one."""
     if preference not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {preference!r}")
+        raise CnnlabError(f"device must be auto, cpu or cuda, got {preference!r}")
     if preference == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no GPU is available; use --device cpu")
+        raise CnnlabError("device 'cuda' was asked for but no GPU is available; use --device cpu")
     if preference == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", context.local_rank)

@@ -1,51 +1,54 @@
-"""The training loop.
+"""The one training loop, for every task (:mod:`cnnlab.train.task`).
 
-Data flows one way: the dataset is read once into uint8 tensors and moved to the
-training device when it fits; each epoch's batches are slices of a permutation
-seeded by (seed, epoch); each batch is augmented on the device with a generator
-seeded by (seed, epoch, batch), so the run is reproducible, every epoch sees
-different augmentations, and a run resumed in the middle of an epoch continues
-with the very batches it would have had.
+The Trainer owns what every task shares: precision, channels_last, compile, the
+learning-rate schedule, gradient clipping, the non-finite-loss stop, progress,
+metrics.csv, curves.png, TensorBoard, atomic checkpoints with ``last`` and
+``best``, bit-exact resume and DDP. The task owns its data: each batch is a pure
+function of (seed, epoch, step), so a run resumed in the middle of an epoch
+continues with the very batches it would have had.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from cnnlab.data import ImageDataset, load_dataset
-from cnnlab.evaluate import topk_correct
-from cnnlab.registry import create_model
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write
 from cnnlab.train.checkpoint import (
     Checkpoint,
-    latest_checkpoint,
+    NonFiniteTensorsError,
+    check_finite,
+    load_checkpoint,
+    loadable_checkpoints,
     pack_optimizer,
     restore_rng,
     rng_tensors,
     save_checkpoint,
     unpack_optimizer,
 )
-from cnnlab.train.config import TrainConfig, config_changes, input_pipeline
-from cnnlab.train.distributed import DistContext, init_distributed, wrap_model
-from cnnlab.train.losses import classification_loss
-from cnnlab.train.monitor import Progress, RunLog
+from cnnlab.train.config import TrainConfig, config_changes
+from cnnlab.train.distributed import init_distributed, wrap_model
+from cnnlab.train.finetune import load_initial_weights, read_initial_weights
+from cnnlab.progress import Progress
+from cnnlab.train.monitor import RunLog, format_metrics
 from cnnlab.train.optim import LrSchedule, build_optimizer
+from cnnlab.train.task import higher_is_better, seed_from, task_class, task_name_for
 
 
-class NonFiniteLossError(ValueError):
+class NonFiniteLossError(CnnlabError):
     """The loss became NaN or infinite; the run stopped before updating the weights."""
 
 
@@ -57,8 +60,8 @@ class TrainResult:
         run_dir: the run directory.
         step: iterations done.
         epoch: epochs done (fractional when the run stopped mid-epoch).
-        metrics: the last evaluation's row (test_top1_err etc., errors in %).
-        best: the best value of ``best_metric`` and the step it was reached at.
+        metrics: the last evaluation's row (fractions).
+        best: the best value of the best metric, its name and the step it was reached at.
         elapsed_s: wall time of this invocation.
         is_main: whether this process is rank 0, the one that reports.
     """
@@ -72,45 +75,55 @@ class TrainResult:
     is_main: bool = True
 
 
-def seed_from(*parts: Any) -> int:
-    """A 63-bit seed derived from ``parts``, e.g. (seed, "augment", epoch, batch)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+# What cnnlab writes into a run directory; `--out` into a folder holding anything else is refused.
+RUN_FILES = ("config.yaml", "metrics.csv", "curves.png", "tensorboard", "checkpoints")
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, context: DistContext) -> torch.Tensor:
-    """This rank's indices of every batch of an epoch, shape (steps, batch_size // world_size).
-
-    The global batch is split into equal consecutive slices, one per rank, so N
-    ranks see exactly the samples one process would. The incomplete last batch is
-    dropped, which keeps every step's batch size and so the rate of the papers'
-    schedules.
-    """
-    steps = n // batch_size
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed_from(seed, "order", epoch)))
-    local = batch_size // context.world_size
-    batches = order[: steps * batch_size].view(steps, batch_size)
-    return batches[:, context.rank * local : (context.rank + 1) * local]
+def check_run_dir(run_dir: Path, own: tuple[str, ...]) -> None:
+    """Refuses a run directory that holds files cnnlab did not write (``own`` names, globs allowed)."""
+    if not run_dir.is_dir():
+        if run_dir.exists():
+            raise CnnlabError(f"--out {run_dir} is a file, not a folder: choose another --out")
+        return
+    foreign = sorted(p.name for p in run_dir.iterdir() if not any(p.match(pattern) for pattern in own))
+    if foreign:
+        raise CnnlabError(f"{run_dir} holds files that are not a cnnlab run ({', '.join(foreign[:3])}"
+                          f"{', ...' if len(foreign) > 3 else ''}); choose a new --out")
 
 
-def place_dataset(dataset: ImageDataset, device: torch.device) -> ImageDataset:
-    """The dataset on ``device`` when it takes at most half the free GPU memory, else on the CPU."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if dataset.images.numel() > free // 2:
-            return dataset
-    return dataset.to(device)
+def _kept(last_good: Path | None) -> str:
+    return f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
+
+
+def check_finite_loss(loss: float, grad_norm: float, step: int, epoch: int, last_good: Path | None) -> None:
+    """The one non-finite check of every task: a NaN or infinite loss or gradient stops the
+    run before the update of ``step``."""
+    if math.isfinite(loss) and math.isfinite(grad_norm):
+        return
+    what = f"loss is {loss}" if not math.isfinite(loss) else f"the gradient norm is {grad_norm} (loss {loss:.4g})"
+    raise NonFiniteLossError(
+        f"{what} at step {step} (epoch {epoch}); the run stopped before updating the weights; "
+        f"{_kept(last_good)}. Lower the learning rate or enable grad_clip"
+    )
+
+
+def gradient_norm(parameters: list[nn.Parameter]) -> torch.Tensor:
+    """The global L2 norm of the gradients, dense and sparse (Kim's embedding), as one tensor."""
+    grads = [p.grad.coalesce().values() if p.grad.is_sparse else p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
 
 
 class Trainer:
-    """One training run: set-up, the loop, evaluation, logging and checkpoints.
+    """One training run of any task: set-up, the loop, evaluation, logging and checkpoints.
 
     Args:
-        config: the resolved config.
+        config: the resolved config; its model's card picks the task.
         run_dir: where the config, logs, curves and checkpoints go.
         resume: continue from the newest checkpoint in ``run_dir`` that loads.
         on_checkpoint: called with (step, path) after each ``last`` checkpoint.
-        stream: where progress goes.
+        stream: where progress goes (standard error by default).
     """
 
     def __init__(
@@ -120,36 +133,40 @@ class Trainer:
         *,
         resume: bool = False,
         on_checkpoint: Callable[[int, Path], None] | None = None,
-        stream: TextIO = sys.stderr,
+        stream: TextIO | None = None,
     ) -> None:
-        self.config, self.run_dir, self.stream = config, Path(run_dir), stream
+        self.config, self.run_dir, self.stream = config, Path(run_dir), stream or sys.stderr
         self.on_checkpoint = on_checkpoint
         self.context, self.device = init_distributed(config.device)
         self._check_setup()
-        if config.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
-        self.train_set = place_dataset(self._load("train"), self.device)
-        self.test_set = place_dataset(self._load("test"), self.device)
+        self._check_run_dir(resume)  # before the data is read: a wrong --out is told at once
+        self.init = read_initial_weights(config.init_from) if config.init_from else None
+        if self.init and self.init.model_kwargs:
+            # The options the weights were built with (a release's stem pool, say); the user's win.
+            self.config = config = replace(config, model_kwargs={**self.init.model_kwargs, **config.model_kwargs})
+        self.task = task_class(task_name_for(config.model))(config, self.context, self.device)
+        self.best_metric = config.best_metric or self.task.default_best_metric
+        if self.best_metric not in self.task.eval_columns:
+            raise CnnlabError(f"best_metric {self.best_metric!r} is not one of this task's metrics: "
+                              f"{', '.join(self.task.eval_columns)}")
         self.model = self._build_model()
-        self.optimizer = build_optimizer(self.model.parameters(), config.optimizer)
-        self.steps_per_epoch = len(self.train_set) // config.batch_size
-        if self.steps_per_epoch == 0:
-            raise ValueError(
-                f"batch_size {config.batch_size} is larger than the training set ({len(self.train_set)} images)"
-            )
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(self.trainable, config.optimizer)
+        self.steps_per_epoch = self.task.steps_per_epoch()
         epochs_steps = config.epochs * self.steps_per_epoch
         self.total_steps = min(epochs_steps, config.max_steps or epochs_steps)
         self.schedule = LrSchedule(config.schedule, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
-        self.train_transform = input_pipeline(config.to_dict(), train=True)
-        self.eval_transform = input_pipeline(config.to_dict(), train=False)
         self.step = 0
+        self.lr = 0.0
         self.best: dict[str, Any] = {}
+        self.evals_since_best = 0
         self.last_path: Path | None = None
         self._prepare_run_dir(resume)
         net = wrap_model(self.model, self.context, self.device)
+        if config.compile and self.context.is_main:
+            print("compiling the model with torch.compile: the first steps take longer (half a minute or more "
+                  "on 2 CPU cores)", file=self.stream)
         self.net = torch.compile(net) if config.compile else net
 
     # ----- set-up -----
@@ -157,201 +174,267 @@ class Trainer:
     def _check_setup(self) -> None:
         cfg = self.config
         if cfg.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("precision fp16 needs a GPU (it uses a grad scaler); use bf16 on the CPU")
+            raise CnnlabError("precision fp16 needs a GPU (it uses a grad scaler); use bf16 on the CPU")
         if cfg.batch_size % self.context.world_size:
-            raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over {self.context.world_size} ranks")
-
-    def _load(self, split: str) -> ImageDataset:
-        cfg = self.config
-        return load_dataset(cfg.dataset, split, cfg.data_dir, on_corrupt=cfg.on_corrupt, image_size=cfg.image_size)
+            raise CnnlabError(f"batch_size {cfg.batch_size} must divide evenly over {self.context.world_size} ranks")
 
     def _build_model(self) -> nn.Module:
         torch.manual_seed(self.config.seed)
-        images = self.train_set.images
-        model = create_model(self.config.model, num_classes=len(self.train_set.classes), in_chans=images.shape[1],
-                             **self.config.model_kwargs)
-        self.model_spec = {"name": self.config.model, "num_classes": len(self.train_set.classes),
-                           "in_chans": int(images.shape[1]), "kwargs": self.config.model_kwargs}
+        model = self.task.build_model()
+        if self.init is not None:
+            line = load_initial_weights(model, self.init, self.config.freeze)
+            if self.context.is_main:
+                print(line, file=self.stream)
         memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
         model = model.to(self.device, memory_format=memory_format)
         # Dropout and other in-model randomness: its own stream per rank.
         torch.manual_seed(seed_from(self.config.seed, "model-rng", self.context.rank))
         return model
 
-    def _prepare_run_dir(self, resume: bool) -> None:
+    def _check_run_dir(self, resume: bool) -> None:
+        """A run directory is resumed only when it holds a run, and written only when it holds none."""
         checkpoints = self.run_dir / "checkpoints"
-        found = latest_checkpoint(checkpoints) if resume and checkpoints.is_dir() else None
-        if not resume and any(checkpoints.glob("*.json")):
-            raise ValueError(
+        has_records = checkpoints.is_dir() and any(checkpoints.glob("*.json"))
+        if resume and not has_records:
+            raise CnnlabError(f"nothing to resume in {self.run_dir}: it holds no checkpoint "
+                              "(check --out, or leave out --resume to start a new run)")
+        if not resume and has_records:
+            raise CnnlabError(
                 f"{self.run_dir} already holds a run: pass --resume to continue it or choose another --out"
             )
-        if found is not None:
-            self._restore(found)
+        if not resume:
+            check_run_dir(self.run_dir, RUN_FILES)
+
+    def _prepare_run_dir(self, resume: bool) -> None:
+        found = self._restore_newest(self.run_dir / "checkpoints") if resume else None
         if self.context.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
-            self.log = RunLog(self.run_dir, resume_step=self.step)
+            atomic_write(self.run_dir / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False).encode())
+            columns = ("epoch", "step", "lr", *self.task.train_columns, *self.task.eval_columns,
+                       f"{self.task.sample_unit}_per_s", "elapsed_s")
+            title = f"{self.config.model} on {self.config.dataset}: {self.run_dir.name}"
+            self.log = RunLog(self.run_dir, columns, resume_step=self.step, title=title,
+                              best_metric=self.best_metric)
             if found is not None:
-                print(f"resuming from {found.path} (step {self.step})", file=self.stream)
+                print(f"resuming from {found.path} (step {self.step}){self._length_change(found)}", file=self.stream)
+        if found is not None:
+            self._rederive_best(found)
         self.context.barrier()
 
-    def _restore(self, checkpoint: Checkpoint) -> None:
-        changed = config_changes(checkpoint.meta["config"], self.config.to_dict())
+    def _restore_newest(self, checkpoints: Path) -> Checkpoint:
+        """Restores the newest checkpoint that loads and fits the model; deletes nothing.
+
+        Raises:
+            CnnlabError: none does (the run directory is left as it was), or the
+                run was trained with other settings.
+        """
+        candidates = loadable_checkpoints(checkpoints)
+        for checkpoint in candidates:
+            self._check_config(checkpoint)
+            try:
+                self.model.load_state_dict(checkpoint.model_state())
+                self.optimizer.load_state_dict(unpack_optimizer(checkpoint))
+            except (RuntimeError, KeyError, ValueError) as err:
+                warnings.warn(f"skipping checkpoint {checkpoint.path}: it does not fit the model "
+                              f"({str(err).strip().splitlines()[-1].strip()})", stacklevel=2)
+                continue
+            self.schedule.load_state_dict(checkpoint.meta["schedule"])
+            if checkpoint.meta["scaler"]:
+                self.scaler.load_state_dict(checkpoint.meta["scaler"])
+            restore_rng(checkpoint)
+            self.step = checkpoint.step
+            self.evals_since_best = checkpoint.meta.get("evals_since_best", 0)
+            self.last_path = checkpoint.path
+            return checkpoint
+        raise CnnlabError(f"no checkpoint in {checkpoints} can be resumed ({len(candidates)} of "
+                          f"{len(list(checkpoints.glob('*.json')))} load, none fits the model); nothing was changed")
+
+    def _length_change(self, checkpoint: Checkpoint) -> str:
+        """What a resume with another ``epochs`` or ``max_steps`` does to the schedule: it is
+        stretched (or shrunk) to the new length, as if the run had been planned that long."""
+        saved = checkpoint.meta["config"]
+        saved_steps = saved["epochs"] * self.steps_per_epoch
+        saved_total = min(saved_steps, saved["max_steps"] or saved_steps)
+        if saved_total == self.total_steps:
+            return ""
+        return (f"; the run is now {self.total_steps} steps long (it was {saved_total}), and its learning-rate "
+                f"schedule is stretched to the new length: the rate goes on from "
+                f"{self.schedule.factor(self.step) * self.optimizer.param_groups[0]['initial_lr']:.3g}")
+
+    def _check_config(self, checkpoint: Checkpoint) -> None:
+        saved, current = checkpoint.meta["config"], self.config.to_dict()
+        changed = config_changes(saved, current)
         if changed:
-            raise ValueError(
-                f"{checkpoint.path} was trained with different settings ({', '.join(changed)}); "
+            differences = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+            raise CnnlabError(
+                f"{checkpoint.path} was trained with different settings ({differences}); "
                 "resume with the same recipe and overrides, or start a new run with another --out"
             )
-        self.model.load_state_dict(checkpoint.model_state())
-        self.optimizer.load_state_dict(unpack_optimizer(checkpoint))
-        self.schedule.load_state_dict(checkpoint.meta["schedule"])
-        if checkpoint.meta["scaler"]:
-            self.scaler.load_state_dict(checkpoint.meta["scaler"])
-        restore_rng(checkpoint)
-        self.step = checkpoint.step
-        self.best = checkpoint.meta["best"]
-        self.last_path = checkpoint.path
+
+    def _rederive_best(self, resumed: Checkpoint) -> None:
+        """``best`` from the checkpoints that exist, not from a record that may be stale: a
+        run killed between writing ``last`` and ``best`` writes the ``best`` it owed now."""
+        directory = self.run_dir / "checkpoints"
+        best = None
+        if (directory / "best.json").is_file():
+            try:
+                best = load_checkpoint(directory / "best.json")
+            except (OSError, ValueError) as err:
+                warnings.warn(f"best checkpoint unreadable, re-deriving it: {err}", stacklevel=2)
+        self.best = ({"metric": self.best_metric, "value": best.meta["metrics"][self.best_metric], "step": best.step}
+                     if best is not None and self.best_metric in best.meta["metrics"] else {})
+        if resumed.path.stem == "last" and self._improves(resumed.meta["metrics"]):
+            self.best = {"metric": self.best_metric, "value": resumed.meta["metrics"][self.best_metric],
+                         "step": resumed.step}
+            if self.context.is_main:
+                save_checkpoint(directory, "best", resumed.tensors, {**resumed.meta, "best": self.best})
 
     # ----- the loop -----
 
     def fit(self) -> TrainResult:
-        """Trains until ``epochs`` or ``max_steps``; returns how it ended."""
+        """Trains until ``epochs``, ``max_steps`` or early stopping; returns how it ended."""
         start = time.perf_counter()
         metrics: dict[str, Any] = {}
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        if self.config.deterministic:  # for this run only: the process gets its setting back
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self._patience_spent():
                 epoch = self.step // self.steps_per_epoch
-                train_stats, progress = self._train_epoch(epoch)
-                metrics = self._end_epoch(epoch, train_stats, progress, start)
+                train_row, progress = self._train_epoch(epoch)
+                metrics = self._end_epoch(epoch, train_row, progress, start)
         finally:
             if self.context.is_main:
                 self.log.close()
+            torch.use_deterministic_algorithms(was_deterministic)
         return TrainResult(self.run_dir, self.step, self.step / self.steps_per_epoch, metrics, self.best,
                            time.perf_counter() - start, self.context.is_main)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def _patience_spent(self) -> bool:
+        """Early stopping: ``patience`` evaluations in a row without a better best metric."""
+        patience = self.config.patience
+        return patience is not None and self.evals_since_best >= patience
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The run's mixed-precision context (a no-op in fp32)."""
         precision = self.config.precision
         if precision == "fp32":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _batch(self, dataset: ImageDataset, index: torch.Tensor, transform: Callable, seed: int
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        index = index.to(dataset.images.device)
-        images = dataset.images[index].to(self.device, non_blocking=True)
-        labels = dataset.labels[index].to(self.device, non_blocking=True)
-        # A CPU generator drives the augmentation wherever the batch is, so a seed
-        # means the same crops on every device.
-        x = transform(images.float().div_(255), torch.Generator().manual_seed(seed))
-        if self.config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, labels
-
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], Progress]:
         """Trains from the current step to the end of ``epoch`` (or of the run)."""
-        cfg, ctx = self.config, self.context
-        batches = epoch_batches(len(self.train_set), cfg.batch_size, cfg.seed, epoch, ctx)
+        cfg, task = self.config, self.task
         first = self.step - epoch * self.steps_per_epoch
         stop = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
-        progress = Progress(epoch, math.ceil(self.total_steps / self.steps_per_epoch), stop - first, self.stream)
+        progress = Progress(f"epoch {epoch + 1}/{math.ceil(self.total_steps / self.steps_per_epoch)}",
+                            stop - first, task.sample_unit, self.stream)
         self.model.train()
-        loss_sum, correct, seen = 0.0, 0.0, 0
+        totals = None
         for i in range(first, stop):
-            x, y = self._batch(self.train_set, batches[i], self.train_transform,
-                               seed_from(cfg.seed, "augment", epoch, i, ctx.rank))
-            loss, hits = self._train_step(x, y, epoch)
+            stats = self._train_step(task.batch(epoch, i), epoch)
+            totals = stats if totals is None else totals + stats
             self.step += 1
-            loss_sum, correct, seen = loss_sum + loss, correct + hits, seen + 1
-            if ctx.is_main:
-                progress.update(i + 1 - first, loss_sum / seen, correct / (seen * cfg.batch_size),
-                                seen * cfg.batch_size)
+            if self.context.is_main:
+                done = i + 1 - first
+                progress.update(done, task.samples(totals), totals[0].item() / done,
+                                task.progress_values(totals, done))
             if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and i + 1 < stop:
                 self._checkpoint({})
-        images = seen * cfg.batch_size
-        elapsed = time.perf_counter() - progress.start
-        return {"train_loss": loss_sum / seen, "train_top1_err": 100 * (1 - correct / images),
-                "images_per_s": round(images / elapsed, 1)}, progress
+        steps = stop - first
+        row = task.train_row(totals, steps)
+        row[f"{task.sample_unit}_per_s"] = round(task.samples(totals) / (time.perf_counter() - progress.start), 1)
+        return row, progress
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, float]:
+    def _train_step(self, batch: Any, epoch: int) -> torch.Tensor:
+        """One optimiser step; returns the batch's statistics summed over ranks."""
         cfg = self.config
         self.lr = self.schedule.apply(self.optimizer, self.step)
-        with self._autocast():
-            output = self.net(x)
-        loss, logits = classification_loss(output, y, aux_weights=getattr(self.model, "aux_weights", ()),
-                                           label_smoothing=cfg.label_smoothing)
-        # Every rank checks the same averaged numbers, so all stop together.
-        stats = torch.stack([loss.detach(), logits.argmax(1).eq(y).sum().float()])
-        stats = self.context.all_reduce_sum(stats)
-        mean_loss, hits = stats[0].item() / self.context.world_size, stats[1].item()
-        if not math.isfinite(mean_loss):
-            kept = (f"the last good checkpoint is {self.last_path}" if self.last_path
-                    else "no checkpoint was written yet")
-            raise NonFiniteLossError(
-                f"loss is {mean_loss} at step {self.step + 1} (epoch {epoch + 1}); the run stopped before updating "
-                f"the weights; {kept}. Lower the learning rate or enable grad_clip"
-            )
+        with self.autocast():
+            loss, stats = self.task.loss(self.net, batch)
+        # Every rank checks the same summed numbers, so all stop together.
+        stats = self.context.all_reduce_sum(stats.detach().double())
+        stats[0] /= self.context.world_size  # the mean loss over ranks
+        check_finite_loss(stats[0].item(), 0.0, self.step + 1, epoch + 1, self.last_path)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            norm = nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
+        else:
+            norm = gradient_norm(self.trainable)
+        # fp16's grad scaler skips the steps whose gradients overflow: that is its job.
+        if not self.scaler.is_enabled():
+            check_finite_loss(stats[0].item(), norm.item(), self.step + 1, epoch + 1, self.last_path)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return mean_loss, hits
+        self.task.after_step(self.model)
+        return stats.cpu()
 
-    def _end_epoch(self, epoch: int, train_stats: dict[str, float], progress: Progress, start: float
+    def _end_epoch(self, epoch: int, train_row: dict[str, float], progress: Progress, start: float
                    ) -> dict[str, Any]:
         """Evaluates when due, reports, logs and checkpoints; returns the epoch's row."""
         cfg = self.config
         finished = self.step >= self.total_steps
         row: dict[str, Any] = {"epoch": round(self.step / self.steps_per_epoch, 4), "step": self.step,
-                               "lr": self.lr, **train_stats}
+                               "lr": self.lr, **train_row}
         if (epoch + 1) % cfg.eval_every == 0 or finished:
             row.update(self.evaluate())
-            self.schedule.observe(row[f"test_{cfg.best_metric}"])
+        if self.best_metric in row:  # a U-Net trained on every slice has nothing held out to score
+            value = row[self.best_metric]
+            self.schedule.observe(1 - value if higher_is_better(self.best_metric) else value)
         row["elapsed_s"] = round(time.perf_counter() - start, 2)
         if self.context.is_main:
-            suffix = (f" | test loss {row['test_loss']:.4f} top-1 err {row['test_top1_err']:.2f}%"
-                      if "test_loss" in row else "")
-            progress.finish(progress.total, train_stats["train_loss"], 1 - train_stats["train_top1_err"] / 100,
-                            progress.total * cfg.batch_size, suffix)
+            progress.finish(format_metrics(row, self.task.eval_columns))
             self.log.log_epoch(row)
         self._checkpoint(row)
         return row
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Test loss, top-1 and top-5 error (%) on this rank's share of the test split, summed over ranks."""
+        """The task's evaluation metrics (fractions), then back to training mode."""
         self.model.eval()
-        share = torch.arange(len(self.test_set)).tensor_split(self.context.world_size)[self.context.rank]
-        totals = torch.zeros(4, dtype=torch.float64, device=self.device)
-        for index in share.split(self.config.eval_batch_size):
-            x, y = self._batch(self.test_set, index, self.eval_transform, 0)
-            with self._autocast():
-                logits = self.model(x).float()
-            hits = topk_correct(logits, y, (1, 5))
-            totals += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(), hits[1], hits[5], len(y)],
-                                   dtype=torch.float64, device=self.device)
-        loss, top1, top5, n = self.context.all_reduce_sum(totals).tolist()
-        self.model.train()
-        return {"test_loss": loss / n, "test_top1_err": 100 * (1 - top1 / n), "test_top5_err": 100 * (1 - top5 / n)}
+        try:
+            return self.task.evaluate(self.model, self.autocast)
+        finally:
+            self.model.train()
 
     # ----- checkpoints -----
 
+    def _improves(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` holds a best metric at least as good as the best so far; a tie
+        moves ``best`` to the later evaluation, as Kim's code does."""
+        if self.best_metric not in row:
+            return False
+        if not self.best:
+            return True
+        value, best = row[self.best_metric], self.best["value"]
+        return value >= best if higher_is_better(self.best_metric) else value <= best
+
     def _checkpoint(self, row: dict[str, Any]) -> None:
         """Writes ``last`` (and ``best`` when the chosen metric improved) from rank 0."""
-        key = f"test_{self.config.best_metric}"
-        improved = key in row and (not self.best or row[key] < self.best["value"])
+        improved = self._improves(row)
         if improved:
-            self.best = {"metric": self.config.best_metric, "value": row[key], "step": self.step}
+            self.best = {"metric": self.best_metric, "value": row[self.best_metric], "step": self.step}
+            self.evals_since_best = 0
+        elif self.best_metric in row:
+            self.evals_since_best += 1
+        try:  # on every rank, so that all stop together
+            check_finite(self.model.state_dict(), f"the weights of {self.run_dir}")
+        except NonFiniteTensorsError as err:
+            raise NonFiniteLossError(f"{err} at step {self.step}; the run stopped; {_kept(self.last_path)}. "
+                                     "Lower the learning rate or enable grad_clip") from None
         if self.context.is_main:
             tensors, optimizer_meta = self._state()
-            meta = {"config": self.config.to_dict(), "model": self.model_spec, "classes": self.train_set.classes,
-                    "epoch": self.step / self.steps_per_epoch, "step": self.step, "metrics": row,
-                    "world_size": self.context.world_size,
+            meta = {"config": self.config.to_dict(), "model": self.task.model_record(), "task": self.task.record(),
+                    "classes": self.task.classes, "epoch": self.step / self.steps_per_epoch, "step": self.step,
+                    "metrics": row, "world_size": self.context.world_size,
                     "optimizer": optimizer_meta, "schedule": self.schedule.state_dict(),
-                    "scaler": self.scaler.state_dict(), "best": self.best}
+                    "scaler": self.scaler.state_dict(), "best": self.best,
+                    "evals_since_best": self.evals_since_best}
             self.last_path = save_checkpoint(self.run_dir / "checkpoints", "last", tensors, meta)
             if improved:
                 save_checkpoint(self.run_dir / "checkpoints", "best", tensors, meta)
@@ -366,7 +449,7 @@ class Trainer:
 
 
 def train(
-    config: TrainConfig, run_dir: str | Path, *, resume: bool = False, stream: TextIO = sys.stderr
+    config: TrainConfig, run_dir: str | Path, *, resume: bool = False, stream: TextIO | None = None
 ) -> TrainResult:
     """Runs :class:`Trainer` (see there) and returns how the run ended."""
     return Trainer(config, run_dir, resume=resume, stream=stream).fit()

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import CnnlabError
+
 
 def classification_loss(
     output: torch.Tensor | tuple[torch.Tensor, ...],
@@ -37,7 +39,7 @@ def classification_loss(
     """
     main, *aux = output if isinstance(output, tuple) else (output,)
     if len(aux) != len(aux_weights):
-        raise ValueError(
+        raise CnnlabError(
             f"the model returned {len(aux)} auxiliary output(s) but has {len(aux_weights)} aux weight(s); "
             "set model.aux_weights to one weight per auxiliary classifier"
         )

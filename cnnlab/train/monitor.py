@@ -1,55 +1,25 @@
-"""What a run shows and leaves behind: a progress line, metrics.csv, TensorBoard events, curves PNG."""
+"""What a run leaves behind: metrics.csv, TensorBoard events, curves PNG (progress: :mod:`cnnlab.progress`)."""
 
 from __future__ import annotations
 
 import csv
-import sys
-import time
+import io
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1_err", "test_loss", "test_top1_err",
-           "test_top5_err", "images_per_s", "elapsed_s")
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+from cnnlab.files import atomic_write
 
 
-class Progress:
-    """A one-line progress bar per epoch: loss, accuracy, images/s and ETA.
-
-    On a terminal the line is redrawn in place (``\\r``) at most every
-    ``interval`` seconds; in a log file only the finished line is written.
-    """
-
-    def __init__(self, epoch: int, epochs: int, total: int, stream: TextIO = sys.stderr, interval: float = 0.2) -> None:
-        self.epoch, self.epochs, self.total = epoch, epochs, total
-        self.stream, self.interval = stream, interval
-        self.live = stream.isatty()
-        self.start = self.last_draw = time.perf_counter()
-
-    def line(self, done: int, loss: float, accuracy: float, images: int) -> str:
-        elapsed = time.perf_counter() - self.start
-        rate = images / elapsed if elapsed > 0 else 0.0
-        eta = elapsed / done * (self.total - done) if done else 0.0
-        width = 20
-        filled = width * done // max(self.total, 1)
-        bar = "#" * filled + "." * (width - filled)
-        return (f"epoch {self.epoch + 1}/{self.epochs} [{bar}] {done}/{self.total} loss {loss:.4f} "
-                f"acc {100 * accuracy:.2f}% {rate:.0f} img/s ETA {_clock(eta)}")
-
-    def update(self, done: int, loss: float, accuracy: float, images: int) -> None:
-        now = time.perf_counter()
-        if self.live and (now - self.last_draw >= self.interval or done == self.total):
-            self.stream.write("\r" + self.line(done, loss, accuracy, images))
-            self.stream.flush()
-            self.last_draw = now
-
-    def finish(self, done: int, loss: float, accuracy: float, images: int, suffix: str = "") -> None:
-        self.stream.write(("\r" if self.live else "") + self.line(done, loss, accuracy, images) + suffix + "\n")
-        self.stream.flush()
+def format_metrics(row: dict[str, Any], columns: tuple[str, ...]) -> str:
+    """`` | test loss 0.41 top1 err 8.75%``: the evaluation metrics of a row, errors and
+    accuracies in %, losses as they are; empty when the row has none."""
+    parts = []
+    for key in columns:
+        if key in row:
+            value = row[key]
+            label = key.replace("_", " ")
+            parts.append(f"{label} {value:.4f}" if key.endswith("loss") else f"{label} {100 * value:.2f}%")
+    return " | " + ", ".join(parts) if parts else ""
 
 
 class RunLog:
@@ -59,10 +29,12 @@ class RunLog:
     interrupted attempt) and TensorBoard purges its events after that step.
     """
 
-    def __init__(self, run_dir: Path, resume_step: int = 0) -> None:
+    def __init__(self, run_dir: Path, columns: tuple[str, ...], resume_step: int = 0, title: str = "",
+                 best_metric: str = "") -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.run_dir = run_dir
+        self.run_dir, self.columns, self.title = run_dir, columns, title or run_dir.name
+        self.best_metric = best_metric
         self.csv_path = run_dir / "metrics.csv"
         self.rows = [r for r in self._read_rows() if int(r["step"]) <= resume_step] if resume_step else []
         self._write_csv()
@@ -75,16 +47,16 @@ class RunLog:
             return list(csv.DictReader(f))
 
     def _write_csv(self) -> None:
-        with open(self.csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write(self.csv_path, text.getvalue().encode())
 
     def log_epoch(self, row: dict[str, Any]) -> None:
         """Appends one epoch's row to every output and redraws the curves."""
-        self.rows.append({k: row.get(k, "") for k in COLUMNS})
-        with open(self.csv_path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=COLUMNS).writerow(self.rows[-1])
+        self.rows.append({k: row.get(k, "") for k in self.columns})
+        self._write_csv()
         for key, value in row.items():
             if key not in ("epoch", "step") and value not in ("", None):
                 self.writer.add_scalar(key.replace("_", "/", 1), float(value), int(row["step"]))
@@ -92,24 +64,41 @@ class RunLog:
         self.plot()
 
     def plot(self) -> None:
-        """``curves.png``: loss and top-1 error per epoch, train and test."""
+        """``curves.png``: the losses (log scale), the task's errors or accuracies (%) with the
+        best evaluation marked, and the learning rate, per epoch."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
-        def series(key: str) -> tuple[list[float], list[float]]:
-            points = [(float(r["epoch"]), float(r[key])) for r in self.rows if r.get(key) not in ("", None)]
+        def series(key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
+            points = [(float(r["epoch"]), scale * float(r[key])) for r in self.rows if r.get(key) not in ("", None)]
             return [p[0] for p in points], [p[1] for p in points]
 
-        fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, metric, label in ((ax_loss, "loss", "loss"), (ax_err, "top1_err", "top-1 error (%)")):
-            for split in ("train", "test"):
-                ax.plot(*series(f"{split}_{metric}"), marker=".", label=split)
+        fig, (ax_loss, ax_metric, ax_lr) = plt.subplots(1, 3, figsize=(14, 4))
+        for key in (c for c in self.columns if c.endswith("_loss")):
+            ax_loss.plot(*series(key), marker=".", label=key.replace("_", " "))
+        ax_loss.set_yscale("log")  # one early spike would otherwise flatten the rest
+        ax_loss.set_ylabel("loss (log scale)")
+        for key in (c for c in self.columns if c.endswith(("_err", "_accuracy"))):
+            ax_metric.plot(*series(key, 100), marker=".", label=key.replace("_", " "))
+        epochs, values = series(self.best_metric, 100) if self.best_metric in self.columns else ([], [])
+        if values:
+            pick = max if self.best_metric.endswith("accuracy") else min
+            best = values.index(pick(values))
+            ax_metric.plot(epochs[best], values[best], "k*", markersize=14,
+                           label=f"best {self.best_metric.replace('_', ' ')} {values[best]:.2f}%")
+        ax_metric.set_ylabel("%")
+        ax_lr.plot(*series("lr"), marker=".", color="tab:gray")
+        ax_lr.set_ylabel("learning rate (at the epoch's end)")
+        for ax in (ax_loss, ax_metric, ax_lr):
             ax.set_xlabel("epoch")
-            ax.set_ylabel(label)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend()
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
+        fig.suptitle(self.title)
         fig.tight_layout()
         fig.savefig(self.run_dir / "curves.png", dpi=100)
         plt.close(fig)

@@ -14,16 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-# name -> (class, defaults). RMSProp's defaults are Inception-v3's (Szegedy et al.
-# 2016, section 8: "RMSProp with decay of 0.9 and epsilon = 1.0"); torch calls the
-# decay ``alpha``. Adadelta's are Zeiler's (2012) rho 0.95, epsilon 1e-6, lr 1.
-OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
-    "sgd": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
-    "rmsprop": (torch.optim.RMSprop, {"lr": 0.045, "alpha": 0.9, "eps": 1.0, "momentum": 0.9}),
-    "adam": (torch.optim.Adam, {"lr": 1e-3}),
-    "adamw": (torch.optim.AdamW, {"lr": 1e-3, "weight_decay": 0.05}),
-    "adadelta": (torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-6}),
-}
+from cnnlab.errors import CnnlabError
+
 
 class LazyAdadelta(torch.optim.Optimizer):
     """Adadelta (Zeiler 2012) that touches only the rows a sparse gradient names.
@@ -40,7 +32,7 @@ class LazyAdadelta(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable[nn.Parameter], lr: float = 1.0, rho: float = 0.95, eps: float = 1e-6) -> None:
         if lr <= 0 or not 0 <= rho < 1 or eps <= 0:
-            raise ValueError(f"LazyAdadelta needs lr > 0, 0 <= rho < 1 and eps > 0; got {lr}, {rho}, {eps}")
+            raise CnnlabError(f"LazyAdadelta needs lr > 0, 0 <= rho < 1 and eps > 0; got {lr}, {rho}, {eps}")
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps})
 
     @torch.no_grad()
@@ -84,6 +76,19 @@ class LazyAdadelta(torch.optim.Optimizer):
         p.index_add_(0, rows, delta, alpha=-lr)
 
 
+# name -> (class, defaults). RMSProp's defaults are Inception-v3's (Szegedy et al.
+# 2016, section 8: "RMSProp with decay of 0.9 and epsilon = 1.0"); torch calls the
+# decay ``alpha``. Adadelta's are Zeiler's (2012) rho 0.95, epsilon 1e-6, lr 1.
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    "rmsprop": (torch.optim.RMSprop, {"lr": 0.045, "alpha": 0.9, "eps": 1.0, "momentum": 0.9}),
+    "adam": (torch.optim.Adam, {"lr": 1e-3}),
+    "adamw": (torch.optim.AdamW, {"lr": 1e-3, "weight_decay": 0.05}),
+    "adadelta": (torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-6}),
+    # Kim's CNN (2014): Adadelta over the batch's embedding rows only (sparse gradients).
+    "lazy_adadelta": (LazyAdadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-6}),
+}
+
 SCHEDULES = ("constant", "step", "multistep", "cosine", "plateau")
 UNITS = ("epoch", "step")
 
@@ -97,7 +102,7 @@ def build_optimizer(params: Iterable[nn.Parameter], spec: dict[str, Any]) -> tor
     """
     name = spec.get("name")
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+        raise CnnlabError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
     cls, defaults = OPTIMIZERS[name]
     kwargs = {**defaults, **{k: v for k, v in spec.items() if k != "name"}}
     if "betas" in kwargs:
@@ -105,7 +110,7 @@ def build_optimizer(params: Iterable[nn.Parameter], spec: dict[str, Any]) -> tor
     try:
         optimizer = cls(params, **kwargs)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"optimizer {name!r}: {err}") from None
+        raise CnnlabError(f"optimizer {name!r}: {err}") from None
     for group in optimizer.param_groups:
         # The schedule scales this base rate; keeping it in the group makes it
         # part of the optimiser's state and so of every checkpoint.
@@ -144,13 +149,13 @@ class LrSchedule:
                  "threshold", "max_reductions", "warmup", "warmup_start"}
         unknown = sorted(set(spec) - known)
         if unknown:
-            raise ValueError(f"schedule: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+            raise CnnlabError(f"schedule: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
         self.name = spec.get("name")
         if self.name not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.name!r}: use one of {', '.join(SCHEDULES)}")
+            raise CnnlabError(f"unknown schedule {self.name!r}: use one of {', '.join(SCHEDULES)}")
         self.unit = spec.get("unit", "epoch")
         if self.unit not in UNITS:
-            raise ValueError(f"schedule unit must be 'epoch' or 'step', got {self.unit!r}")
+            raise CnnlabError(f"schedule unit must be 'epoch' or 'step', got {self.unit!r}")
         self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
         self.gamma = float(spec.get("gamma", 0.1))
         self.step_size = int(spec.get("step_size", 30))
@@ -162,9 +167,9 @@ class LrSchedule:
         self.warmup = float(spec.get("warmup", 0))
         self.warmup_start = float(spec.get("warmup_start", 0.0))
         if self.name == "step" and self.step_size < 1:
-            raise ValueError(f"schedule step_size must be >= 1, got {self.step_size}")
+            raise CnnlabError(f"schedule step_size must be >= 1, got {self.step_size}")
         if self.name == "multistep" and not self.milestones:
-            raise ValueError("a multistep schedule needs milestones, e.g. [32000, 48000]")
+            raise CnnlabError("a multistep schedule needs milestones, e.g. [32000, 48000]")
         # Reduce-on-plateau state: the only part that is not a function of the step.
         self.plateau_factor = 1.0
         self.best: float | None = None

@@ -1,0 +1,77 @@
+"""Starting a run from trained weights: ``--init-from`` and ``--freeze`` (fine-tuning).
+
+The weights can be a cnnlab checkpoint (its ``.json``, ``checkpoints/`` folder or
+run directory) or weights converted from a zoo by ``cnnlab convert`` (a
+``.safetensors`` file that carries its model record). Every tensor must fit the new
+model, except the classifier's when the class count differs: that one keeps its
+fresh initialisation, as a new head on a trained trunk should.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+
+# What ``freeze`` may name: "features" is every parameter but the classifier's.
+FREEZABLE = ("features",)
+# The classifier's parameters in every cnnlab model (ClassifierHead, the U-Net's 1x1 head).
+HEAD_PREFIX = "head."
+
+
+@dataclass(frozen=True)
+class InitialWeights:
+    """Weights to start from: the state dict, the model options they need, and where they came from."""
+
+    state: dict[str, torch.Tensor]
+    model_kwargs: dict[str, Any]
+    source: str
+
+
+def read_initial_weights(path: str) -> InitialWeights:
+    """The weights of a cnnlab checkpoint or of a ``cnnlab convert`` file."""
+    if Path(path).suffix == ".safetensors":
+        from cnnlab.weights import load_converted
+
+        model, info = load_converted(path)
+        return InitialWeights(model.state_dict(), dict(info["model"]["kwargs"]), f"{path} ({info['source']})")
+    from cnnlab.train.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    return InitialWeights(checkpoint.model_state(), dict(checkpoint.meta["model"]["kwargs"]), str(checkpoint.path))
+
+
+def load_initial_weights(model: nn.Module, weights: InitialWeights, freeze: str | None) -> str:
+    """Copies ``weights`` into ``model`` (a new classifier where the classes differ) and
+    freezes what ``freeze`` names; returns the line that says what was done."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights.state))
+    unexpected = sorted(set(weights.state) - set(own))
+    if missing or unexpected:
+        key = (missing or unexpected)[0]
+        raise CnnlabError(f"{weights.source} does not fit {type(model).__name__}: "
+                          f"{'missing' if missing else 'unexpected'} key {key!r}")
+    fresh = []
+    for key, value in weights.state.items():
+        if value.shape == own[key].shape:
+            own[key] = value
+        elif key.startswith(HEAD_PREFIX):
+            fresh.append(key)
+        else:
+            raise CnnlabError(f"{weights.source} does not fit: {key} has shape {tuple(value.shape)}, "
+                              f"the model's is {tuple(own[key].shape)}")
+    model.load_state_dict(own)
+    frozen = 0
+    if freeze == "features":
+        for name, parameter in model.named_parameters():
+            if not name.startswith(HEAD_PREFIX):
+                parameter.requires_grad_(False)
+                frozen += parameter.numel()
+    head = "a new classifier for the new classes" if fresh else "its classifier"
+    frozen_line = f"; {frozen:,} parameters frozen" if frozen else ""
+    return f"initialised from {weights.source}, with {head}{frozen_line}"

@@ -1,0 +1,212 @@
+"""The task interface: what the one :class:`~cnnlab.train.loop.Trainer` needs to know
+about a kind of problem.
+
+A task owns the data and the meaning of a batch; the Trainer owns everything
+else (precision, channels_last, compile, the schedule, grad clipping, the
+non-finite stop, progress, metrics.csv, curves, TensorBoard, checkpoints,
+resume, DDP). Image classification, Kim's sentence CNN and the U-Net are the
+three tasks; a model's card (``ModelCard.task``) says which one trains it.
+
+Metrics are fractions everywhere in the code and in the files a run writes
+(``test_top1_err`` 0.0874, ``dev_accuracy`` 0.912); only printed lines show %.
+A metric whose name ends in ``accuracy`` is better when higher, any other
+(errors, losses) when lower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import create_model, model_card
+
+if TYPE_CHECKING:
+    from cnnlab.train.checkpoint import Checkpoint
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.distributed import DistContext
+
+# Task name -> "module:Class"; imported when used, so `cnnlab train resnet20` never
+# loads the text or segmentation code.
+TASKS: dict[str, str] = {
+    "classification": "cnnlab.train.classification:ImageClassification",
+    "text": "cnnlab.text.task:TextClassification",
+    "segmentation": "cnnlab.segment.task:Segmentation",
+}
+# Model-card tasks that are trained as image classification.
+IMAGE_CARD_TASKS = ("imagenet", "cifar")
+
+
+def seed_from(*parts: Any) -> int:
+    """A 63-bit seed derived from ``parts``, e.g. (seed, "augment", epoch, batch).
+
+    Every random draw of a run (data order, augmentation, tiles) is seeded from the
+    run's seed and where it happens, so a run resumed mid-epoch draws exactly what
+    the uninterrupted run would have.
+    """
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def higher_is_better(metric: str) -> bool:
+    """Accuracies improve upwards; errors and losses downwards."""
+    return metric.endswith("accuracy")
+
+
+def task_name_for(model: str) -> str:
+    """The task that trains ``model``, from its card."""
+    card_task = model_card(model).task
+    return "classification" if card_task in IMAGE_CARD_TASKS else card_task
+
+
+def task_class(name: str) -> type[Task]:
+    """The :class:`Task` subclass registered as ``name``."""
+    if name not in TASKS:
+        raise CnnlabError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)}")
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def task_of(checkpoint: Checkpoint) -> type[Task]:
+    """The task a checkpoint was trained by (image classification for records without one)."""
+    return task_class(checkpoint.meta.get("task", {}).get("name", "classification"))
+
+
+def load_model(checkpoint: Checkpoint, device: torch.device | str = "cpu", *, allow_nonfinite: bool = False
+               ) -> nn.Module:
+    """The trained model a checkpoint holds, in eval mode: the one loader for every task.
+
+    Weights holding NaN or Inf are refused (``allow_nonfinite=True`` loads them, to look into a failed run).
+    """
+    from cnnlab.train.checkpoint import check_finite
+
+    model = task_of(checkpoint).rebuild_model(checkpoint.meta)
+    state = checkpoint.model_state()
+    if not allow_nonfinite:
+        check_finite(state, f"{checkpoint.path} (pass --allow-nonfinite to load it anyway)")
+    missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
+    if missing or unexpected:
+        key = sorted(missing or unexpected)[0]
+        raise CnnlabError(
+            f"{checkpoint.path}: its tensors do not fit the model its record describes "
+            f"({'missing' if missing else 'unexpected'} key {key!r})"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CnnlabError(f"{checkpoint.path}: its tensors do not fit the model its record describes: "
+                          f"{str(err).splitlines()[-1].strip()}") from None
+    return model.to(device).eval()
+
+
+class Task(ABC):
+    """One kind of problem, as the Trainer sees it.
+
+    Built once per run (or per fold) on every rank. It loads its data, builds the
+    model, cuts each epoch into batches that are a pure function of (seed, epoch,
+    step), computes a batch's loss, and evaluates.
+
+    Args:
+        config: the run's resolved config; task-specific options are ``config.task``.
+        context: this process's place in a distributed job.
+        device: the training device.
+    """
+
+    name: ClassVar[str]
+    #: the metric that picks ``best`` unless the config names another.
+    default_best_metric: ClassVar[str]
+    #: names of the per-epoch training statistics :meth:`train_row` returns.
+    train_columns: ClassVar[tuple[str, ...]]
+    #: names of the metrics :meth:`evaluate` returns.
+    eval_columns: ClassVar[tuple[str, ...]]
+    #: what a progress line calls one sample ("img", "sent", "tile").
+    sample_unit: ClassVar[str] = "img"
+    #: config values that replace TrainConfig's defaults for this task (its paper's recipe).
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: TrainConfig, context: DistContext, device: torch.device) -> None:
+        self.config, self.context, self.device = config, context, device
+        self.classes: list[str] = []  # the class names the labels index; set by the subclass
+
+    # ----- what the Trainer calls while training -----
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """The model to train (weights drawn from the global RNG, seeded by the Trainer)."""
+
+    @abstractmethod
+    def model_record(self) -> dict[str, Any]:
+        """``{"name", "num_classes", "in_chans", "kwargs"}``: enough to rebuild the model."""
+
+    def record(self) -> dict[str, Any]:
+        """What a checkpoint must hold, beyond the model record, to use the model on new inputs."""
+        return {"name": self.name}
+
+    @abstractmethod
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch."""
+
+    @abstractmethod
+    def batch(self, epoch: int, step: int) -> Any:
+        """This rank's training batch ``step`` of ``epoch``, on the device."""
+
+    @abstractmethod
+    def loss(self, net: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's loss, and a 1-D float tensor of statistics summed over steps and
+        ranks (its first entry is the loss, used for the non-finite check)."""
+
+    @abstractmethod
+    def train_row(self, totals: torch.Tensor, steps: int) -> dict[str, float]:
+        """The epoch's training metrics from the summed statistics of ``steps`` steps."""
+
+    def samples(self, totals: torch.Tensor) -> int:
+        """How many samples the summed statistics cover (for the progress line's rate)."""
+        return int(totals[-1])
+
+    def progress_values(self, totals: torch.Tensor, steps: int) -> dict[str, str]:
+        """What the progress line shows besides the loss."""
+        return {}
+
+    def after_step(self, model: nn.Module) -> None:
+        """A hook after each optimiser step (Kim's max-norm constraint)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module, autocast: Any) -> dict[str, float]:
+        """The task's evaluation metrics (fractions), summed over ranks where sharded."""
+
+    # ----- using a trained model: `cnnlab eval` and `cnnlab predict` -----
+
+    @classmethod
+    def rebuild_model(cls, meta: dict[str, Any]) -> nn.Module:
+        """An untrained model of the architecture a checkpoint record describes."""
+        spec = meta["model"]
+        return create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"],
+                            **spec["kwargs"])
+
+    @classmethod
+    @abstractmethod
+    def evaluate_checkpoints(cls, checkpoints: list[Checkpoint], options: dict[str, Any]) -> str:
+        """``cnnlab eval``: evaluates the checkpoints; returns the line to print."""
+
+    @classmethod
+    @abstractmethod
+    def predict(cls, checkpoint: Checkpoint, inputs: list[str], options: dict[str, Any]) -> list[str]:
+        """``cnnlab predict``: the lines to print for ``inputs`` (files or sentences)."""
+
+
+def output_path(out_dir: Path, name: str, suffix: str, taken: set[Path]) -> Path:
+    """``out_dir/<stem of name><suffix>``, numbered when two inputs share a stem, so no
+    prediction overwrites another of the same call."""
+    stem = Path(name).stem
+    path, n = out_dir / f"{stem}{suffix}", 1
+    while path in taken:
+        n += 1
+        path = out_dir / f"{stem}-{n}{suffix}"
+    taken.add(path)
+    return path

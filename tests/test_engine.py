@@ -1,0 +1,244 @@
+"""The one engine: image classification, Kim's CNN and the U-Net train through the same
+Trainer, resume bit-exactly after ``kill -9``, refuse to overwrite a run, and are evaluated
+and used through the same ``cnnlab eval`` and ``cnnlab predict``; command-line values keep
+their types; a bug shows its traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.cli import build_parser, main
+from cnnlab.errors import CnnlabError
+from cnnlab.train import Trainer, load_checkpoint, resolve_config
+from cnnlab.train.cli import _flags
+
+
+def text_data(root: Path, n: int = 240) -> Path:
+    """A two-file sentence set laid out as MR's, whose cue word decides the label."""
+    rng = np.random.default_rng(0)
+    lines: dict[int, list[str]] = {0: [], 1: []}
+    for i in range(n):
+        label = i % 2
+        cue = ["good", "great"] if label else ["bad", "awful"]
+        filler = [f"w{j}" for j in rng.integers(0, 30, rng.integers(2, 9))]
+        lines[label].append(" ".join(filler[:2] + [cue[i % 4 // 2]] + filler[2:]))
+    (root / "mr").mkdir(parents=True, exist_ok=True)
+    for label, name in ((0, "rt-polarity.neg"), (1, "rt-polarity.pos")):
+        (root / "mr" / name).write_text("\n".join(lines[label]) + "\n")
+    return root
+
+
+def isbi_data(root: Path) -> Path:
+    """30 slices laid out as ISBI 2012: 16 px cells between 2 px darker membranes."""
+    cells = np.ones((48, 48), dtype=bool)
+    cells[::16] = cells[1::16] = False
+    cells[:, ::16] = cells[:, 1::16] = False
+    for folder, array in (("image", np.where(cells, 200, 40)), ("label", np.where(cells, 255, 0))):
+        (root / "train" / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(30):
+            Image.fromarray(array.astype(np.uint8)).save(root / "train" / folder / f"{i}.png")
+    return root
+
+
+def task_config(task: str, data: Path):
+    """A few seconds of deterministic training of each task, checkpointing every step."""
+    common = {"deterministic": True, "checkpoint_every": 1, "data_dir": str(data)}
+    if task == "classification":
+        return resolve_config("resnet20", flags={**common, "dataset": "digits", "max_steps": 8, "batch_size": 32,
+                                                 "data_dir": None, "task": {}})
+    if task == "text":
+        return resolve_config("textcnn", flags={**common, "dataset": "mr", "folds": 3, "fold": 1, "epochs": 2,
+                                                "batch_size": 10, "model_kwargs.embed_dim": 8,
+                                                "model_kwargs.maps": 4})
+    return resolve_config("unet", flags={**common, "epochs": 1, "model_kwargs.width": 2, "task.tile": 4})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("data")
+    return {"classification": root, "text": text_data(root / "text"), "segmentation": isbi_data(root / "isbi")}
+
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time, torch
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from test_engine import task_config
+    from cnnlab.train import Trainer
+
+    torch.set_num_threads({threads})
+
+    def pause_after(step, path):
+        if step == {kill_at}:
+            print("CHECKPOINTED", step, flush=True)
+            time.sleep(600)  # the test sends SIGKILL here
+
+    Trainer(task_config({task!r}, Path({data!r})), {run!r}, on_checkpoint=pause_after).fit()
+    """
+)
+
+
+def _kill_at(task: str, data: Path, run: Path, step: int) -> None:
+    script = CHILD.format(tests=str(Path(__file__).parent), threads=torch.get_num_threads(), kill_at=step,
+                          task=task, data=str(data), run=str(run))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.split() == ["CHECKPOINTED", str(step)], f"child said {line!r}"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("task", ["classification", "text", "segmentation"])
+def test_a_killed_run_of_every_task_resumes_bit_exactly(task, data, tmp_path) -> None:
+    config = task_config(task, data[task])
+    straight = Trainer(config, tmp_path / "straight").fit()
+    _kill_at(task, data[task], tmp_path / "killed", 5)
+    assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.json").step == 5
+    resumed = Trainer(config, tmp_path / "killed", resume=True).fit()
+    assert resumed.step == straight.step > 5
+    expected = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.json")
+    got = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.json")
+    assert expected.tensors.keys() == got.tensors.keys()
+    for key, value in expected.tensors.items():
+        assert torch.equal(value, got.tensors[key]), key
+    assert got.meta["optimizer"]["param_groups"] == expected.meta["optimizer"]["param_groups"]
+    steps = [(run / "metrics.csv").read_text().splitlines()[1:] for run in (tmp_path / "straight", tmp_path / "killed")]
+    assert [r.split(",")[1] for r in steps[1]] == [r.split(",")[1] for r in steps[0]], "no row lost or duplicated"
+
+
+@pytest.fixture(scope="module")
+def runs(data, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    argv = {
+        "classification": ["train", "resnet20", "--dataset", "digits", "--max-steps", "2", "--batch-size", "16"],
+        "text": ["train", "textcnn", "--dataset", "mr", "--data-dir", str(data["text"]), "--folds", "3",
+                 "--max-folds", "1", "--epochs", "1", "--set", "model_kwargs.maps=2", "--set",
+                 "model_kwargs.embed_dim=8"],
+        "segmentation": ["seg", "train", "unet", "--data-dir", str(data["segmentation"]), "--epochs", "1",
+                         "--width", "2", "--tile", "4"],
+    }
+    for task, args in argv.items():
+        assert main([*args, "--out", str(root / task)]) == 0
+    return {task: root / task for task in argv}
+
+
+@pytest.mark.parametrize("task", ["classification", "text", "segmentation"])
+def test_a_second_train_into_the_same_out_is_refused(task, runs, data, capsys) -> None:
+    before = sorted(p.name for p in runs[task].rglob("*"))
+    config = task_config(task, data[task])
+    with pytest.raises(CnnlabError, match="already holds a run: pass --resume"):
+        Trainer(config, runs[task] / ("fold-1" if task == "text" else "")).fit()
+    assert sorted(p.name for p in runs[task].rglob("*")) == before
+
+
+def test_eval_and_predict_a_classifier(runs, tmp_path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(runs["classification"])]) == 0
+    assert "on digits test (355 images, center): top-1 error" in capsys.readouterr().out
+    digit = (np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)
+    Image.fromarray(digit).save(tmp_path / "digit.png")
+    assert main(["predict", str(runs["classification"]), str(tmp_path / "digit.png")]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"{tmp_path / 'digit.png'}: ") and line.count("%") == 5
+
+
+def test_eval_and_predict_a_textcnn(runs, capsys) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(runs["text"])]) == 0
+    assert "on mr (fold 1): test accuracy" in capsys.readouterr().out
+    assert main(["predict", str(runs["text"] / "fold-1"), "a great film", "w1 bad w2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("'a great film': positive (") or lines[0].startswith("'a great film': negative (")
+    assert len(lines) == 2
+
+
+def test_eval_and_predict_a_unet(runs, tmp_path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(runs["segmentation"]), "--tile", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "all 30 training slices (nothing was held out)" in out and "warping error" in out
+    image = (np.random.default_rng(0).random((40, 56)) * 255).astype(np.uint8)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(image).save(tmp_path / name / "slice.png")
+    inputs = [str(tmp_path / "a" / "slice.png"), str(tmp_path / "b" / "slice.png")]
+    assert main(["predict", str(runs["segmentation"]), *inputs, "--out", str(tmp_path / "out"), "--tile", "20"]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["slice-2_overlay.png", "slice-2_prob.png", "slice_overlay.png", "slice_prob.png"]
+
+
+def test_train_aliases_refuse_another_tasks_model(capsys) -> None:
+    assert main(["seg", "train", "alexnet"]) == 2
+    assert "this command trains segmentation models" in capsys.readouterr().err
+
+
+def test_command_line_values_arrive_with_their_types() -> None:
+    args = build_parser().parse_args(["train", "resnet20", "--weight-decay", "5e-5", "--lr", "1e-3",
+                                      "--data-dir", "2024", "--set", "optimizer.momentum=9e-1"])
+    config = resolve_config(args.model, args.recipe, args.set, _flags(args))
+    assert config.optimizer["weight_decay"] == 5e-5 and isinstance(config.optimizer["weight_decay"], float)
+    assert config.optimizer["lr"] == 1e-3 and config.optimizer["momentum"] == 0.9
+    assert config.data_dir == "2024"
+    with pytest.raises(CnnlabError, match="config key epochs must be int, got 'three'"):
+        resolve_config("resnet20", overrides=["epochs=three"])
+    with pytest.raises(CnnlabError, match="optimizer.lr must be a number, got 'fast'"):
+        resolve_config("resnet20", overrides=["optimizer.lr=fast"])
+
+
+def test_a_bug_shows_its_traceback_and_debug_shows_user_errors(monkeypatch, capsys) -> None:
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("cnnlab.train.config.resolve_config", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["train", "resnet20"])
+    monkeypatch.undo()
+    with pytest.raises(CnnlabError, match="unknown model"):
+        main(["--debug", "train", "resnet2"])
+    monkeypatch.setenv("CNNLAB_DEBUG", "1")
+    with pytest.raises(CnnlabError, match="unknown model"):
+        main(["train", "resnet2"])
+
+
+def test_converted_zoo_weights_predict_with_imagenet_names(fill, reference_dir, tmp_path, capsys) -> None:
+    from cnnlab.weights import convert_file, imagenet_class_names
+
+    state_dict, _, _ = fill.load_fixture(reference_dir / "torchvision__resnet18.json")
+    weights = tmp_path / "r18.safetensors"
+    convert_file(state_dict, "torchvision", "resnet18", weights)
+    image = (np.random.default_rng(0).random((300, 280, 3)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    capsys.readouterr()
+    assert main(["predict", str(weights), str(tmp_path / "photo.png")]) == 0
+    line = capsys.readouterr().out
+    assert line.count("%") == 5 and sum(name in line for name in imagenet_class_names()) >= 5
+    assert main(["eval", str(weights)]) == 2
+    assert "give --dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "onnx"])
+def test_export_matches_eager(fmt, runs, tmp_path, capsys) -> None:
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="ONNX export needs the export extra: pip install 'cnnlab[export]'")
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", str(runs["classification"]), "--format", fmt, "--out", str(out)]) == 0
+    assert out.is_file() and "largest difference from eager" in capsys.readouterr().out
+    assert main(["export", str(runs["classification"]), "--format", fmt, "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
