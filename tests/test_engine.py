@@ -5,6 +5,7 @@ their types; a bug shows its traceback."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -242,3 +243,30 @@ def test_export_matches_eager(fmt, runs, tmp_path, capsys) -> None:
     assert out.is_file() and "largest difference from eager" in capsys.readouterr().out
     assert main(["export", str(runs["classification"]), "--format", fmt, "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_cross_validation_resumes_at_the_fold_where_it_stopped(data, tmp_path) -> None:
+    from cnnlab.train import cross_validate
+
+    config = resolve_config("textcnn", flags={"dataset": "mr", "data_dir": str(data["text"]), "folds": 3,
+                                              "epochs": 1, "model_kwargs.maps": 2, "model_kwargs.embed_dim": 8})
+    run = tmp_path / "cv"
+    cross_validate(config, run, max_folds=1, stream=io.StringIO())  # "killed" after fold 1
+    first = (run / "fold-1" / "checkpoints" / "last.json").read_bytes()
+    summary = cross_validate(config, run, resume=True, stream=io.StringIO())
+    assert [f["fold"] for f in summary["folds"]] == [1, 2, 3]
+    assert (run / "fold-1" / "checkpoints" / "last.json").read_bytes() == first, "fold 1 was not trained again"
+
+
+def test_eval_refuses_tensors_that_do_not_fit_the_record(runs, tmp_path, capsys) -> None:
+    import json
+
+    record = json.loads((runs["classification"] / "checkpoints" / "last.json").read_text())
+    record["model"]["num_classes"] = 3
+    bad = runs["classification"] / "checkpoints" / "mismatch.json"
+    bad.write_text(json.dumps(record))
+    try:
+        assert main(["eval", str(bad)]) == 2
+        assert "do not fit the model its record describes" in capsys.readouterr().err
+    finally:
+        bad.unlink()
