@@ -1,7 +1,8 @@
 """Kim (2014) Table 2 on the offline data: CNN variants, test accuracy beside the paper's.
 
 Trains textcnn through the one Trainer (cnnlab.train: a run per fold for the CV sets) for
-each (dataset, variant) and appends one JSON line per run to --results (accuracies in %). The paper's protocol is 10-fold CV (MR, Subj, CR, MPQA) or the
+each (dataset, variant) and appends one JSON line per run to --results (accuracies in %).
+The paper's protocol is 10-fold CV (MR, Subj, CR, MPQA) or the
 standard split (SST, TREC) with 25 epochs; --max-folds and --epochs cut it to a time
 budget, and the JSON says what was run.
 

@@ -261,7 +261,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         tensors = tensors_from_bytes(data)
     except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as err:
-        raise CnnlabError(f"{tensors_file} is not a valid safetensors file ({err}); the checkpoint is damaged") from None
+        raise CnnlabError(
+            f"{tensors_file} is not a valid safetensors file ({err}); the checkpoint is damaged") from None
     return Checkpoint(path, meta, tensors)
 
 

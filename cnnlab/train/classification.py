@@ -168,7 +168,10 @@ class ImageClassification(Task):
     def evaluate(self, model: nn.Module, autocast: Callable) -> dict[str, float]:
         """Test loss, top-1 and top-5 error on this rank's share of the test split, summed over ranks."""
         ctx = self.context
-        share = torch.arange(len(self.test_set)).tensor_split(ctx.world_size)[ctx.rank]
+        # Hybrid parallelism evaluates the same batches on every rank (its dense layers span them).
+        whole = getattr(model, "evaluates_whole_batches", False)
+        parts, part = (1, 0) if whole else (ctx.world_size, ctx.rank)
+        share = torch.arange(len(self.test_set)).tensor_split(parts)[part]
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
         for index in share.split(self.config.eval_batch_size):
             x, y = self._slice(self.test_set, index, self.eval_transform, 0)
@@ -177,7 +180,7 @@ class ImageClassification(Task):
             hits = topk_correct(logits, y, (1, 5))
             totals += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(), hits[1], hits[5], len(y)],
                                    dtype=torch.float64, device=self.device)
-        loss, top1, top5, n = ctx.all_reduce_sum(totals).tolist()
+        loss, top1, top5, n = (totals if whole else ctx.all_reduce_sum(totals)).tolist()
         row = {"test_loss": loss / n, "test_top1_err": 1 - top1 / n, "test_top5_err": 1 - top5 / n}
         return {k: v for k, v in row.items() if k in self.eval_columns}
 

@@ -21,7 +21,7 @@ from cnnlab.models.textcnn import VARIANTS
 from cnnlab.text.datasets import DATASETS as TEXT_DATASETS
 from cnnlab.text.datasets import TOKENIZERS
 from cnnlab.text.task import BATCHINGS
-from cnnlab.train.config import PRECISIONS
+from cnnlab.train.config import PARALLELS, PRECISIONS
 from cnnlab.train.finetune import FREEZABLE
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -47,6 +47,7 @@ SHORTCUTS = {
     "tokenize": "task.tokenize",
     "tile": "task.tile",
     "init_from": "init_from",
+    "parallel": "parallel",
     "freeze": "freeze",
 }
 # Switches that set a config key to a fixed value.
@@ -188,6 +189,8 @@ def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = Non
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels only")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--parallel", choices=PARALLELS,
+                   help="under torchrun: ddp (default) or hybrid (AlexNet's model-parallel dense layers)")
     p.add_argument("--patience", type=int, help="stop after this many evaluations without a better best metric")
     p.add_argument("--folds", type=int, help="k-fold cross-validation, one run per fold in OUT/fold-K")
     p.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-based), to split a long CV")
@@ -255,7 +258,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_predict_arguments(subparsers.add_parser(
         "predict", help="predict: an image's top-5 classes, a sentence's class, a slice's membrane map"))
 
-    p = subparsers.add_parser("export", help="export a trained model: torch.export (.pt2) or ONNX, checked against eager")
+    p = subparsers.add_parser(
+        "export", help="export a trained model: torch.export (.pt2) or ONNX, checked against eager")
     p.add_argument("checkpoint", help="a run directory, its checkpoints/ folder or a checkpoint .json")
     p.add_argument("--format", default="pt2", choices=("pt2", "onnx"))
     p.add_argument("--out", required=True, help="the file to write (.pt2 or .onnx)")

@@ -27,7 +27,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # Settings a resumed run may change: how long to train and where the data or the
 # compute is; everything else must match the checkpoint, or the run would not be
 # the one that was interrupted.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "data_dir", "device")
+RESUMABLE_CHANGES = ("epochs", "max_steps", "data_dir", "device", "parallel", "dense_batches")
+PARALLELS = ("ddp", "hybrid")
 # The recipes shipped with cnnlab, found by name: `--recipe resnet_cifar`.
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -129,6 +130,10 @@ class TrainConfig:
         folds: k > 1 runs k-fold cross-validation, one run per fold in ``fold-K/``
             (:func:`cnnlab.train.crossval.cross_validate`); 1 uses the standard split.
         fold: which fold (1-based) this run trains; set by the cross-validation driver.
+        parallel: under torchrun, "ddp" (DistributedDataParallel) or "hybrid" (AlexNet's
+            data-parallel convolutions and model-parallel dense layers, :mod:`cnnlab.train.hybrid`).
+        dense_batches: hybrid only: "slices" (each rank's slice through the dense layers
+            in turn, the paper's "batch by batch") or "whole" (the gathered batch at once).
         init_from: start from these weights (fine-tuning): a cnnlab checkpoint or a
             ``cnnlab convert`` file (:mod:`cnnlab.train.finetune`).
         freeze: ``features`` trains the classifier only; None trains everything.
@@ -166,6 +171,8 @@ class TrainConfig:
     folds: int = 1
     fold: int | None = None
     task: dict[str, Any] = field(default_factory=dict)
+    parallel: str = "ddp"
+    dense_batches: str = "slices"
     init_from: str | None = None
     freeze: str | None = None
     on_corrupt: str = "error"
@@ -183,6 +190,11 @@ class TrainConfig:
                 raise CnnlabError(f"{name} must be a positive integer or null, got {getattr(self, name)!r}")
         if self.fold is not None and self.fold > self.folds:
             raise CnnlabError(f"fold {self.fold} does not exist: folds is {self.folds}")
+        if self.parallel not in PARALLELS:
+            raise CnnlabError(f"parallel must be one of {', '.join(PARALLELS)}, got {self.parallel!r}")
+        if self.parallel == "hybrid" and self.grad_clip:
+            raise CnnlabError("parallel: hybrid does not clip gradients yet (their norm spans the ranks' shards); "
+                              "drop grad_clip")
         if isinstance(self.normalize, str) and self.normalize != "auto":
             raise CnnlabError(f"normalize must be a mapping of mean and std, 'auto' or null, got {self.normalize!r}")
         if self.freeze is not None and self.freeze not in FREEZABLE:

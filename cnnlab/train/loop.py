@@ -42,6 +42,7 @@ from cnnlab.train.checkpoint import (
 from cnnlab.train.config import TrainConfig, config_changes
 from cnnlab.train.distributed import init_distributed, wrap_model
 from cnnlab.train.finetune import load_initial_weights, read_initial_weights
+from cnnlab.train.hybrid import HybridParallel
 from cnnlab.progress import Progress
 from cnnlab.train.monitor import RunLog, format_metrics
 from cnnlab.train.optim import LrSchedule, build_optimizer
@@ -150,6 +151,9 @@ class Trainer:
             raise CnnlabError(f"best_metric {self.best_metric!r} is not one of this task's metrics: "
                               f"{', '.join(self.task.eval_columns)}")
         self.model = self._build_model()
+        # Hybrid: the dense layers are cut to this rank's rows here, before the optimiser sees them.
+        self.hybrid = (HybridParallel(self.model, self.context, config.dense_batches)
+                       if config.parallel == "hybrid" else None)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.trainable, config.optimizer)
         self.steps_per_epoch = self.task.steps_per_epoch()
@@ -163,7 +167,7 @@ class Trainer:
         self.evals_since_best = 0
         self.last_path: Path | None = None
         self._prepare_run_dir(resume)
-        net = wrap_model(self.model, self.context, self.device)
+        net = self.hybrid if self.hybrid is not None else wrap_model(self.model, self.context, self.device)
         if config.compile and self.context.is_main:
             print("compiling the model with torch.compile: the first steps take longer (half a minute or more "
                   "on 2 CPU cores)", file=self.stream)
@@ -232,8 +236,7 @@ class Trainer:
         for checkpoint in candidates:
             self._check_config(checkpoint)
             try:
-                self.model.load_state_dict(checkpoint.model_state())
-                self.optimizer.load_state_dict(unpack_optimizer(checkpoint))
+                self._load_state(checkpoint)
             except (RuntimeError, KeyError, ValueError) as err:
                 warnings.warn(f"skipping checkpoint {checkpoint.path}: it does not fit the model "
                               f"({str(err).strip().splitlines()[-1].strip()})", stacklevel=2)
@@ -260,6 +263,16 @@ class Trainer:
         return (f"; the run is now {self.total_steps} steps long (it was {saved_total}), and its learning-rate "
                 f"schedule is stretched to the new length: the rate goes on from "
                 f"{self.schedule.factor(self.step) * self.optimizer.param_groups[0]['initial_lr']:.3g}")
+
+    def _load_state(self, checkpoint: Checkpoint) -> None:
+        """The model's and the optimiser's state from an ordinary (single-process) checkpoint."""
+        optimizer_state = unpack_optimizer(checkpoint)
+        if self.hybrid is None:
+            self.model.load_state_dict(checkpoint.model_state())
+        else:
+            self.hybrid.load_full_state_dict(checkpoint.model_state())
+            optimizer_state = self.hybrid.local_optimizer_state(optimizer_state, self.optimizer)
+        self.optimizer.load_state_dict(optimizer_state)
 
     def _check_config(self, checkpoint: Checkpoint) -> None:
         saved, current = checkpoint.meta["config"], self.config.to_dict()
@@ -361,13 +374,16 @@ class Trainer:
         check_finite_loss(stats[0].item(), 0.0, self.step + 1, epoch + 1, self.last_path)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.hybrid is not None:
+            self.hybrid.sync_gradients()
         if cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             norm = nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
         else:
             norm = gradient_norm(self.trainable)
         # fp16's grad scaler skips the steps whose gradients overflow: that is its job.
-        if not self.scaler.is_enabled():
+        if not self.scaler.is_enabled():  # summed over ranks: finite only if every rank's is
+            norm = self.context.all_reduce_sum(norm.detach().float().reshape(1))
             check_finite_loss(stats[0].item(), norm.item(), self.step + 1, epoch + 1, self.last_path)
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -398,7 +414,8 @@ class Trainer:
         """The task's evaluation metrics (fractions), then back to training mode."""
         self.model.eval()
         try:
-            return self.task.evaluate(self.model, self.autocast)
+            model = self.model if self.hybrid is None else self.hybrid.evaluation_model()
+            return self.task.evaluate(model, self.autocast)
         finally:
             self.model.train()
 
@@ -427,8 +444,9 @@ class Trainer:
         except NonFiniteTensorsError as err:
             raise NonFiniteLossError(f"{err} at step {self.step}; the run stopped; {_kept(self.last_path)}. "
                                      "Lower the learning rate or enable grad_clip") from None
-        if self.context.is_main:
+        if self.context.is_main or self.hybrid is not None:  # hybrid: gathering the shards takes every rank
             tensors, optimizer_meta = self._state()
+        if self.context.is_main:
             meta = {"config": self.config.to_dict(), "model": self.task.model_record(), "task": self.task.record(),
                     "classes": self.task.classes, "epoch": self.step / self.steps_per_epoch, "step": self.step,
                     "metrics": row, "world_size": self.context.world_size,
@@ -443,8 +461,12 @@ class Trainer:
         self.context.barrier()
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        """The tensors and optimiser record of a checkpoint: always the ordinary, whole-model ones."""
+        model_state = self.model.state_dict() if self.hybrid is None else self.hybrid.full_state_dict()
+        tensors = {f"model.{k}": v for k, v in model_state.items()}
         optimizer_tensors, optimizer_meta = pack_optimizer(self.optimizer)
+        if self.hybrid is not None:
+            optimizer_tensors = self.hybrid.gather_optimizer_tensors(optimizer_tensors, self.optimizer)
         return {**tensors, **optimizer_tensors, **rng_tensors()}, optimizer_meta
 
 
