@@ -230,3 +230,17 @@ def test_evaluate_counts_top1_top5_and_restores_mode() -> None:
     assert shifted["top1"] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="unknown protocol"):
         evaluate(model, dataset, "dense")
+
+
+def test_flip_averages_the_image_and_its_mirror() -> None:
+    from cnnlab.evaluate.protocols import PROTOCOLS, center_and_mirror
+
+    image = coordinate_image(6, 10)
+
+    def left_looking(x: torch.Tensor) -> torch.Tensor:
+        first_col = x[:, 1, :, 0]  # the leftmost column changes under the mirror
+        return torch.stack([first_col.mean(1), torch.zeros_like(first_col[:, 0])], dim=1)
+
+    probs = center_and_mirror(left_looking, image)
+    expected = (left_looking(image).softmax(1) + left_looking(image.flip(-1)).softmax(1)) / 2
+    assert torch.allclose(probs, expected) and PROTOCOLS["flip"] is center_and_mirror

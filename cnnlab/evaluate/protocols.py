@@ -168,6 +168,14 @@ def center_crop(
     return mean_probabilities(model, center_views(images, crop_size=crop_size, resize=resize))
 
 
+def center_and_mirror(
+    model: Model, images: torch.Tensor, *, crop_size: int | None = None, resize: int | None = None
+) -> torch.Tensor:
+    """The centre view and its horizontal mirror: the cheapest test-time augmentation, the
+    flip that CIFAR training uses (softmax averaged over the two)."""
+    return mean_probabilities(model, _with_mirror(next(center_views(images, crop_size=crop_size, resize=resize))))
+
+
 def ten_crop(
     model: Model, images: torch.Tensor, *, crop_size: int = CROP, resize: int | None = TEN_CROP_RESIZE
 ) -> torch.Tensor:
@@ -199,6 +207,7 @@ PROTOCOLS: dict[str, Protocol] = {
     "10crop": ten_crop,
     "144crop": crops_144,
     "multiscale": multiscale_dense,
+    "flip": center_and_mirror,
 }
 
 
@@ -220,6 +229,7 @@ def scaled_geometry(protocol: str, input_size: int) -> dict[str, Any]:
     ratio = input_size / CROP
     scaled = {
         "center": {},
+        "flip": {},
         "10crop": {"crop_size": input_size, "resize": round(TEN_CROP_RESIZE * ratio)},
         "144crop": {"crop_size": input_size, "scales": tuple(round(s * ratio) for s in GOOGLENET_SCALES)},
         "multiscale": {"scales": tuple(round(s * ratio) for s in DENSE_SCALES)},
