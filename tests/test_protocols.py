@@ -235,7 +235,7 @@ def test_evaluate_counts_top1_top5_and_restores_mode() -> None:
 def test_flip_averages_the_image_and_its_mirror() -> None:
     from cnnlab.evaluate.protocols import PROTOCOLS, center_and_mirror
 
-    image = coordinate_image(6, 10)
+    image = coordinate_image(6, 6)  # square: the centre view is the whole image
 
     def left_looking(x: torch.Tensor) -> torch.Tensor:
         first_col = x[:, 1, :, 0]  # the leftmost column changes under the mirror
