@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -59,3 +61,12 @@ def fill(reference_dir: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def torchrun(ranks: int) -> list[str]:
+    """The command that starts ``ranks`` gloo processes on 127.0.0.1 (prefix of the script to run)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(ranks),
+            "--master-addr", "127.0.0.1", "--master-port", str(port)]

@@ -4,7 +4,6 @@ with the same global batch."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.train import load_checkpoint
+from conftest import torchrun
 
 # A model without batch norm: BN statistics are per rank under DDP (as in the
 # papers' multi-GPU training), so only a BN-free model has exactly the weights of
@@ -53,21 +53,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_gloo_ranks_match_one_process(tmp_path: Path) -> None:
     script = tmp_path / "train_tiny.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(script), str(tmp_path / "single")], check=True, env=env,
                    stderr=subprocess.DEVNULL, timeout=300)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-                "--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
-    done = subprocess.run([*torchrun, str(script), str(tmp_path / "ddp")], env=env, capture_output=True, text=True,
+    done = subprocess.run([*torchrun(2), str(script), str(tmp_path / "ddp")], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 

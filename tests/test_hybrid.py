@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, Trainer, load_checkpoint
+from conftest import torchrun
 
 # No dropout (its masks are drawn per rank) and no augmentation (seeded per rank).
 SCRIPT = textwrap.dedent(
@@ -61,19 +61,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(script: Path, out: Path, model: str, parallel: str, steps: int, *, ranks: int = 1,
          batches: str = "slices", resume: bool = False) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable]
-    if ranks > 1:
-        launcher += ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(ranks),
-                     "--master-addr", "127.0.0.1", "--master-port", str(_free_port())]
+    launcher = torchrun(ranks) if ranks > 1 else [sys.executable]
     done = subprocess.run([*launcher, str(script), str(out), model, parallel, batches, str(steps),
                            "resume" if resume else "new"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
