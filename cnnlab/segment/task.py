@@ -35,7 +35,7 @@ from cnnlab.segment.losses import weighted_cross_entropy
 from cnnlab.segment.tiling import mirror_crop, predict_tiled
 from cnnlab.segment.weights import unet_weight_map
 from cnnlab.train.checkpoint import Checkpoint
-from cnnlab.train.task import Task, load_model, output_path, seed_from
+from cnnlab.train.task import Task, load_model, seed_from
 
 DATASETS = ("isbi2012",)
 # Membranes are where the cell probability is below this (the ISBI polarity: white = cell).
@@ -125,6 +125,18 @@ def overlay(image: np.ndarray, prob: np.ndarray, truth: np.ndarray | None = None
         draw.rectangle(box, fill=(0, 0, 0))
         draw.text((4, 4 + 12 * row), text, fill=tuple(int(c) for c in colour))
     return picture
+
+
+def output_path(out_dir: Path, name: str, suffix: str, taken: set[Path]) -> Path:
+    """``out_dir/<stem of name><suffix>``, numbered when two inputs share a stem, so no
+    prediction overwrites another of the same call."""
+    stem = Path(name).stem
+    path, n = out_dir / f"{stem}{suffix}", 1
+    while path in taken:
+        n += 1
+        path = out_dir / f"{stem}-{n}{suffix}"
+    taken.add(path)
+    return path
 
 
 class Segmentation(Task):

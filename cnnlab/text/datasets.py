@@ -141,7 +141,8 @@ def _read_labelled(
     return sentences, labels
 
 
-def _tokenizer(name: str, dataset: str) -> Callable[[str], list[str]]:
+def tokenizer(name: str, dataset: str) -> Callable[[str], list[str]]:
+    """The tokenizer ``name`` (one of :data:`TOKENIZERS`) as used for ``dataset``."""
     if name == "split":
         return str.split
     if name == "kim":
@@ -167,7 +168,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, tokenize: str
     """
     if name not in DATASETS:
         raise CnnlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    tokens = _tokenizer(tokenize, name)
+    tokens = tokenizer(tokenize, name)
     if name in _TWO_FILE:
         folder, files, classes = _TWO_FILE[name]
         root = _dataset_dir(data_dir, folder)

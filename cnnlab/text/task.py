@@ -30,7 +30,7 @@ from torch.nn.utils.rnn import pad_sequence
 from cnnlab.data.dataset import data_root
 from cnnlab.errors import CnnlabError
 from cnnlab.models.textcnn import PAD_ID, TextCNN
-from cnnlab.text.datasets import TOKENIZERS, SentenceDataset, _tokenizer, folds, load_dataset
+from cnnlab.text.datasets import TOKENIZERS, SentenceDataset, folds, load_dataset, tokenizer
 from cnnlab.text.vocab import Vocab
 from cnnlab.train.checkpoint import Checkpoint
 from cnnlab.train.distributed import DistContext
@@ -266,7 +266,7 @@ class TextClassification(Task):
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
         record = checkpoint.meta["task"]
         vocab = Vocab(record["vocab"], [0] * len(record["vocab"]))
-        tokens = _tokenizer(record["options"]["tokenize"], record["dataset"])
+        tokens = tokenizer(record["options"]["tokenize"], record["dataset"])
         lines = []
         for sentence in inputs:
             ids = vocab.encode(tokens(sentence))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -198,15 +197,3 @@ class Task(ABC):
     @abstractmethod
     def predict(cls, checkpoint: Checkpoint, inputs: list[str], options: dict[str, Any]) -> list[str]:
         """``cnnlab predict``: the lines to print for ``inputs`` (files or sentences)."""
-
-
-def output_path(out_dir: Path, name: str, suffix: str, taken: set[Path]) -> Path:
-    """``out_dir/<stem of name><suffix>``, numbered when two inputs share a stem, so no
-    prediction overwrites another of the same call."""
-    stem = Path(name).stem
-    path, n = out_dir / f"{stem}{suffix}", 1
-    while path in taken:
-        n += 1
-        path = out_dir / f"{stem}-{n}{suffix}"
-    taken.add(path)
-    return path
