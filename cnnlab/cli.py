@@ -23,7 +23,7 @@ from cnnlab.errors import CnnlabError
 FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.segment.cli", "cnnlab.train.cli", "cnnlab.data.commands", "cnnlab.text.cli",
-                                    "cnnlab.weights.cli")
+                                    "cnnlab.weights.cli", "cnnlab.studies.cli")
 
 
 def _models(args: argparse.Namespace) -> int:

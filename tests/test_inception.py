@@ -137,6 +137,44 @@ def test_naive_modules_cost_what_the_reductions_save() -> None:
     assert widths["inception3b"] == widths["inception3a"] + 128 + 192 + 96
 
 
+def test_bn_googlenet_puts_bn_after_every_conv_at_no_extra_cost() -> None:
+    plain, bn = on_meta("googlenet"), on_meta("googlenet", bn=True)
+    convs = [m for m in bn.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in bn.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert convs and len(norms) == len(convs) and all(c.bias is None for c in convs)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    # Rethinking Table 3: BN-GoogLeNet costs GoogLeNet's 1.5 G; the biases become BN's scale and shift.
+    p_plain, p_bn = profile(plain, 224), profile(bn, 224)
+    assert p_bn.macs == p_plain.macs
+    assert p_bn.params == p_plain.params + sum(c.out_channels for c in convs)
+
+
+# --------------------------------------------------------------------------- Inception-v2 options (Table 3)
+
+def test_unfactorized_stem_is_one_7x7_on_the_same_grid() -> None:
+    v3, v2 = profile("inception_v3"), profile("inception_v3", factorized_stem=False)
+    assert v2.stages[0].output_size == v3.stages[0].output_size == (192, 35, 35)
+    first = on_meta("inception_v3", factorized_stem=False).stem[0][0]
+    assert (first.kernel_size, first.stride, first.padding, first.out_channels) == ((7, 7), (2, 2), (0, 0), 64)
+    # What the swap changes: three 3x3 (32, 32, 64 maps on 149 and 147 grids) for one 7x7/2 to 64 on 147x147.
+    three = 27 * 32 * 149**2 + 9 * 32 * 32 * 147**2 + 9 * 32 * 64 * 147**2
+    assert v3.macs - v2.macs == three - 49 * 3 * 64 * 147**2
+    for size in (107, 300):  # the same grid at other sizes too
+        assert profile("inception_v3", size, factorized_stem=False).stages[0].output_size == \
+            profile("inception_v3", size).stages[0].output_size
+
+
+def test_aux_fc_bn_option_changes_only_the_aux_head() -> None:
+    default, no_bn = on_meta("inception_v3"), on_meta("inception_v3", aux_fc_bn=False)
+    fc_default, fc_plain = default.aux["inception_17"].body[-1], no_bn.aux["inception_17"].body[-1]
+    assert isinstance(fc_default[1], torch.nn.BatchNorm2d) and fc_default[0].bias is None
+    assert fc_plain[0].bias is not None and not any(isinstance(m, torch.nn.BatchNorm2d) for m in fc_plain)
+    assert fc_plain[0].kernel_size == (5, 5) and isinstance(fc_plain[-1], torch.nn.ReLU)
+    p_default, p_plain = profile(default, 299), profile(no_bn, 299)
+    assert p_default.macs == p_plain.macs  # the auxiliary head runs in training only
+    assert p_default.params - p_plain.params == 2 * 768 - 768  # BN's scale and shift replace the bias
+
+
 # --------------------------------------------------------------------------- parameter counts
 
 @pytest.mark.parametrize("name, kwargs, expected", [

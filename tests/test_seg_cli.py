@@ -70,6 +70,33 @@ def test_predict_writes_probabilities_and_overlay(trained_run, tmp_path, capsys)
     assert prob.shape == (40, 56) and 0 <= prob.min() and prob.max() <= 1
 
 
+def test_predict_chooses_the_tile_and_precision(trained_run, tmp_path):
+    image = (np.random.default_rng(1).random((40, 56)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "slice.png")
+    probs = {}
+    for name, flags in {"auto": [], "tile": ["--tile", "20"], "bf16": ["--precision", "bf16"]}.items():
+        precision = [] if name == "bf16" else ["--precision", "fp32"]
+        assert main(["seg", "predict", str(trained_run), str(tmp_path / "slice.png"), "--out", str(tmp_path / name),
+                     "--format", "npy", *flags, *precision]) == 0
+        probs[name] = np.load(tmp_path / name / "slice_prob.npy")
+    # The run set no eval_tile: one automatic 52 x 68 px tile, the same map as 20 px tiles.
+    np.testing.assert_allclose(probs["auto"], probs["tile"], atol=1e-5)
+    np.testing.assert_allclose(probs["bf16"], probs["auto"], atol=0.05)  # the tolerance of tests/test_tiling.py
+
+
+def test_inference_tile_is_the_flag_then_the_runs_choice_then_auto():
+    from types import SimpleNamespace
+
+    from cnnlab.segment.task import SegOptions, inference_tile
+
+    chose = SimpleNamespace(meta={"config": {"task": {"eval_tile": 196}}, "task": {"options": {"eval_tile": 196}}})
+    old_default = SimpleNamespace(meta={"config": {"task": {}}, "task": {"options": {"eval_tile": 388}}})
+    assert inference_tile(chose, {"tile": 100}) == 100
+    assert inference_tile(chose, {"tile": None}) == 196
+    assert inference_tile(old_default, {}) is None  # 388 was only the old default: choose per image
+    assert SegOptions().eval_tile is None and SegOptions.from_dict({"eval_tile": 388}).eval_tile == 388
+
+
 def test_errors_are_one_line(tmp_path, capsys):
     assert main(["seg", "predict", str(tmp_path / "missing"), "x.png"]) == 2
     assert "not found" in capsys.readouterr().err

@@ -51,12 +51,15 @@ GOOGLENET_MODULES: dict[str, tuple[int, int, int, int, int, int]] = {
 POOL_BEFORE = {"inception4a": "pool3", "inception5a": "pool4"}  # Table 1's max pools between the groups
 
 
-def relu_conv(in_chans: int, out_chans: int, kernel_size: int, stride: int = 1) -> ConvBnAct:
-    """GoogLeNet's unit: convolution (with bias) and ReLU, no normalisation."""
-    return ConvBnAct(in_chans, out_chans, kernel_size, stride, bn=False)
+def relu_conv(in_chans: int, out_chans: int, kernel_size: int, stride: int = 1, bn: bool = False) -> ConvBnAct:
+    """GoogLeNet's unit: convolution (with bias) and ReLU, no normalisation; with ``bn``
+    a BN between them replaces the bias (Rethinking the Inception Architecture, Table 3's
+    "BN-GoogLeNet")."""
+    return ConvBnAct(in_chans, out_chans, kernel_size, stride, bn=bn)
 
 
-def googlenet_module(in_chans: int, widths: tuple[int, int, int, int, int, int], *, naive: bool) -> Concat:
+def googlenet_module(in_chans: int, widths: tuple[int, int, int, int, int, int], *, naive: bool,
+                     bn: bool = False) -> Concat:
     """Figure 2(b), the module with 1x1 reductions, or with ``naive`` Figure 2(a).
 
     The naive module has no 1x1 reductions and passes the 3x3 max pool through
@@ -66,24 +69,24 @@ def googlenet_module(in_chans: int, widths: tuple[int, int, int, int, int, int],
     pool = nn.MaxPool2d(3, 1, 1)
     if naive:
         module = Concat(
-            relu_conv(in_chans, c1, 1), relu_conv(in_chans, c3, 3), relu_conv(in_chans, c5, 5), pool,
-            out_chans=c1 + c3 + c5 + in_chans,
+            relu_conv(in_chans, c1, 1, bn=bn), relu_conv(in_chans, c3, 3, bn=bn), relu_conv(in_chans, c5, 5, bn=bn),
+            pool, out_chans=c1 + c3 + c5 + in_chans,
         )
         return described(module, f"naive: 1x1 {c1}, 3x3 {c3}, 5x5 {c5}, pool pass-through")
     module = Concat(
-        relu_conv(in_chans, c1, 1),
-        chain(relu_conv(in_chans, c3r, 1), relu_conv(c3r, c3, 3)),
-        chain(relu_conv(in_chans, c5r, 1), relu_conv(c5r, c5, 5)),
-        chain(pool, relu_conv(in_chans, proj, 1)),
+        relu_conv(in_chans, c1, 1, bn=bn),
+        chain(relu_conv(in_chans, c3r, 1, bn=bn), relu_conv(c3r, c3, 3, bn=bn)),
+        chain(relu_conv(in_chans, c5r, 1, bn=bn), relu_conv(c5r, c5, 5, bn=bn)),
+        chain(pool, relu_conv(in_chans, proj, 1, bn=bn)),
         out_chans=c1 + c3 + c5 + proj,
     )
     return described(module, f"1x1 {c1}; 1x1 {c3r}, 3x3 {c3}; 1x1 {c5r}, 5x5 {c5}; pool, 1x1 {proj}")
 
 
-def googlenet_aux(in_chans: int, num_classes: int) -> AuxClassifier:
+def googlenet_aux(in_chans: int, num_classes: int, bn: bool = False) -> AuxClassifier:
     """Section 5: 5x5/3 average pool, 1x1 conv 128 + ReLU, FC 1024 + ReLU, dropout 0.7, FC."""
     body = nn.Sequential(
-        paper_average_pool(4), relu_conv(in_chans, 128, 1), nn.Flatten(), nn.Linear(128 * 4 * 4, 1024),
+        paper_average_pool(4), relu_conv(in_chans, 128, 1, bn=bn), nn.Flatten(), nn.Linear(128 * 4 * 4, 1024),
         nn.ReLU(inplace=True),
     )
     return AuxClassifier(body, ClassifierHead(1024, num_classes, dropout=0.7, pool=False))
@@ -94,15 +97,17 @@ def max_pool() -> nn.MaxPool2d:
     return nn.MaxPool2d(3, 2, ceil_mode=True)
 
 
-def googlenet_stages(in_chans: int, *, naive: bool) -> tuple[dict[str, nn.Module], int, dict[str, int]]:
-    """Table 1's rows, their output channels, and the channels entering 4a and 4d."""
+def googlenet_stages(in_chans: int, *, naive: bool, bn: bool = False) -> tuple[dict[str, nn.Module], int,
+                                                                               dict[str, int]]:
+    """Table 1's rows, their output channels, and the channels entering each inception module."""
     stages: dict[str, nn.Module] = {
         # Figure 3 puts LocalRespNorm after the first max pool and after the 3x3 conv;
         # the paper gives no LRN constants, so AlexNet's (k=2, n=5, alpha=1e-4, beta=0.75).
-        "conv1": described(nn.Sequential(relu_conv(in_chans, 64, 7, 2), max_pool(), LocalResponseNorm()),
+        # BN-GoogLeNet keeps them: Rethinking's Table 3 says nothing of removing them.
+        "conv1": described(nn.Sequential(relu_conv(in_chans, 64, 7, 2, bn=bn), max_pool(), LocalResponseNorm()),
                            "7x7/2, 64; max pool 3x3/2; LRN"),
-        "conv2": described(nn.Sequential(relu_conv(64, 64, 1), relu_conv(64, 192, 3), LocalResponseNorm(),
-                                          max_pool()),
+        "conv2": described(nn.Sequential(relu_conv(64, 64, 1, bn=bn), relu_conv(64, 192, 3, bn=bn),
+                                          LocalResponseNorm(), max_pool()),
                            "1x1, 64; 3x3, 192; LRN; max pool 3x3/2"),
     }
     chans, taps = 192, {}
@@ -110,16 +115,17 @@ def googlenet_stages(in_chans: int, *, naive: bool) -> tuple[dict[str, nn.Module
         if name in POOL_BEFORE:
             stages[POOL_BEFORE[name]] = described(max_pool(), "max pool 3x3/2")
         taps[name] = chans
-        stages[name] = googlenet_module(chans, widths, naive=naive)
+        stages[name] = googlenet_module(chans, widths, naive=naive, bn=bn)
         chans = stages[name].out_chans
     return stages, chans, taps
 
 
-def _googlenet(*, in_chans: int, num_classes: int, aux_logits: bool = True, naive: bool = False) -> InceptionNet:
-    stages, chans, taps = googlenet_stages(in_chans, naive=naive)
+def _googlenet(*, in_chans: int, num_classes: int, aux_logits: bool = True, naive: bool = False,
+               bn: bool = False) -> InceptionNet:
+    stages, chans, taps = googlenet_stages(in_chans, naive=naive, bn=bn)
     # The auxiliary heads read the outputs of 4a and 4d, i.e. the inputs of 4b and 4e.
-    aux = {"inception4a": googlenet_aux(taps["inception4b"], num_classes),
-           "inception4d": googlenet_aux(taps["inception4e"], num_classes)} if aux_logits else {}
+    aux = {"inception4a": googlenet_aux(taps["inception4b"], num_classes, bn),
+           "inception4d": googlenet_aux(taps["inception4e"], num_classes, bn)} if aux_logits else {}
     # Section 5: the auxiliary losses are added with weight 0.3; dropout 40% before the FC.
     model = InceptionNet(name="googlenet", stages=stages, num_features=chans, in_chans=in_chans,
                          num_classes=num_classes, dropout=0.4, aux=aux, aux_weights=(0.3, 0.3) if aux_logits else ())
@@ -210,16 +216,20 @@ def _card(paper: Paper, *, min_input_size: int, params: float | None, macs: floa
           "so the 6.8M its column sums to is 6.96M weights, 7.0M with biases. MACs: the paper's 1.5 G (section 5, "
           "Table 1) lists conv1 at 34M ops where a 7x7x3x64 conv at 112x112 costs 118M; measured 1.58 G (+5.5%), every "
           "inception row within 1% of Table 1 but 5a (6%), hence the card's 6% tolerance. LRN constants are "
-          "AlexNet's (the paper gives none); naive=True for Figure 2(a)",
+          "AlexNet's (the paper gives none); naive=True for Figure 2(a); bn=True for the BN-GoogLeNet of "
+          "Rethinking the Inception Architecture, Table 3",
 ))
-def googlenet(*, aux_logits: bool = True, naive: bool = False, **kwargs) -> InceptionNet:
+def googlenet(*, aux_logits: bool = True, naive: bool = False, bn: bool = False, **kwargs) -> InceptionNet:
     """GoogLeNet (Table 1), with its two auxiliary classifiers in training.
 
     Args:
         aux_logits: build the auxiliary classifiers on 4a and 4d (loss weight 0.3 each).
         naive: use Figure 2(a)'s modules (no 1x1 reductions) to measure what they save.
+        bn: BN after every convolution, which then has no bias: the "BN-GoogLeNet" of
+            Szegedy et al. (2016) Table 3. That paper says no more of it, so the rest
+            (LRN, dropout, auxiliary heads) stays GoogLeNet's.
     """
-    return _googlenet(aux_logits=aux_logits, naive=naive, **kwargs)
+    return _googlenet(aux_logits=aux_logits, naive=naive, bn=bn, **kwargs)
 
 
 @register_model(_card(

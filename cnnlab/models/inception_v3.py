@@ -4,7 +4,10 @@ Paper: Szegedy et al. (2016) "Rethinking the Inception Architecture for Computer
 Vision": factorised convolutions (5x5 as two 3x3, Figure 5; n x n as 1 x n then
 n x 1, Figure 6; the expanded 8x8 module, Figure 7), grid-size reduction by a
 stride-2 convolution beside a pool (Figure 10), and one auxiliary classifier with
-BN on the last 17x17 grid (section 4; "BN-auxiliary" in Table 3).
+BN on the last 17x17 grid (section 4; "BN-auxiliary" in Table 3). Two options
+undo Table 3's last two steps, for its "Inception-v2" rows: ``factorized_stem=False``
+(one 7x7 first layer) and ``aux_fc_bn=False`` (no BN on the auxiliary head's
+fully connected layer).
 
 The paper's Table 1 is only an outline (its stem ends in a 3x3 conv to 35x35x288
 where the released graph max-pools to 35x35x192; it counts five 17x17 modules
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnlab.layers import ClassifierHead
+from cnnlab.layers import ClassifierHead, ConvBnAct
 from cnnlab.layers.inception import AuxClassifier, Concat, Units, chain, described, paper_average_pool
 from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
 from cnnlab.models.base import InceptionNet
@@ -89,32 +92,49 @@ def module_8(u: Units, in_chans: int, se: int | None) -> Concat:
     return described(module, "1x1 320; 1x1 384, [1x3|3x1] 384; 1x1 448, 3x3 384, [1x3|3x1] 384; avg pool, 1x1 192")
 
 
-def stem(u: Units, in_chans: int) -> nn.Sequential:
-    """Table 1's first rows: 299x299x3 -> 35x35x192, valid convolutions and pools."""
-    layers = nn.Sequential(
-        u.conv(in_chans, 32, 3, 2, valid=True), u.conv(32, 32, 3, valid=True), u.conv(32, 64, 3), nn.MaxPool2d(3, 2),
-        u.conv(64, 80, 1), u.conv(80, 192, 3, valid=True), nn.MaxPool2d(3, 2),
-    )
-    return described(layers, "3x3/2 32; 3x3 32; 3x3 64; max pool 3x3/2; 1x1 80; 3x3 192; max pool 3x3/2")
+def stem(u: Units, in_chans: int, factorized: bool = True) -> nn.Sequential:
+    """Table 1's first rows: 299x299x3 -> 35x35x192, valid convolutions and pools.
+
+    With ``factorized=False`` one 7x7/2 convolution to 64 maps stands where the
+    three 3x3 convolutions are: Table 3's rows before "Factorized 7x7", which
+    "factorizes the first 7x7 convolutional layer into a sequence of 3x3" (section 8).
+    Unpadded, it gives the same 147x147x64 grid at 299 (and at every input size).
+    """
+    if factorized:
+        first = [u.conv(in_chans, 32, 3, 2, valid=True), u.conv(32, 32, 3, valid=True), u.conv(32, 64, 3)]
+        text = "3x3/2 32; 3x3 32; 3x3 64"
+    else:
+        first, text = [u.conv(in_chans, 64, 7, 2, valid=True)], "7x7/2 64"
+    layers = nn.Sequential(*first, nn.MaxPool2d(3, 2), u.conv(64, 80, 1), u.conv(80, 192, 3, valid=True),
+                           nn.MaxPool2d(3, 2))
+    return described(layers, f"{text}; max pool 3x3/2; 1x1 80; 3x3 192; max pool 3x3/2")
 
 
 def sequence(modules: list[nn.Module], structure: str) -> nn.Sequential:
     return described(nn.Sequential(*modules), structure)
 
 
-def aux_head(u: Units, in_chans: int, num_classes: int) -> AuxClassifier:
-    """Section 4 / Figure 8: 5x5/3 average pool, 1x1 conv 128, 5x5 conv 768, FC; BN after each conv."""
-    body = nn.Sequential(paper_average_pool(5), u.conv(in_chans, 128, 1), u.conv(128, 768, 5, valid=True))
+def aux_head(u: Units, in_chans: int, num_classes: int, fc_bn: bool = True) -> AuxClassifier:
+    """Section 4 / Figure 8: 5x5/3 average pool, 1x1 conv 128, 5x5 conv 768, FC; BN after each conv.
+
+    The unpadded 5x5 convolution over the 5x5 grid is Figure 8's fully connected
+    layer; ``fc_bn=False`` leaves its BN out (a bias instead), as Table 3's rows
+    before "BN-auxiliary" ("the fully connected layer of the auxiliary classifier
+    is also batch-normalized, not just the convolutions", section 8).
+    """
+    fc = u.conv(128, 768, 5, valid=True) if fc_bn else ConvBnAct(128, 768, 5, padding=0, bn=False)
+    body = nn.Sequential(paper_average_pool(5), u.conv(in_chans, 128, 1), fc)
     return AuxClassifier(body, ClassifierHead(768, num_classes))
 
 
 def _inception_v3(*, in_chans: int, num_classes: int, aux_logits: bool = True, se: bool = False,
-                  dropout: float = 0.2, bn_eps: float = 1e-5, count_include_pad: bool = False) -> InceptionNet:
+                  dropout: float = 0.2, bn_eps: float = 1e-5, count_include_pad: bool = False,
+                  factorized_stem: bool = True, aux_fc_bn: bool = True) -> InceptionNet:
     u = Units(bn_eps, count_include_pad)
     r = SE_REDUCTION if se else None
     note = ", SE on each" if se else ""
     stages = {
-        "stem": stem(u, in_chans),
+        "stem": stem(u, in_chans, factorized_stem),
         "inception_35": sequence([module_35(u, 192, 32, r), module_35(u, 256, 64, r), module_35(u, 288, 64, r)],
                                  f"3 x Figure 5 (35x35){note}"),
         "reduction_35": reduction_35_to_17(u, 288, r),
@@ -123,7 +143,7 @@ def _inception_v3(*, in_chans: int, num_classes: int, aux_logits: bool = True, s
         "reduction_17": reduction_17_to_8(u, 768, r),
         "inception_8": sequence([module_8(u, 1280, r), module_8(u, 2048, r)], f"2 x Figure 7 (8x8){note}"),
     }
-    aux = {"inception_17": aux_head(u, 768, num_classes)} if aux_logits else {}
+    aux = {"inception_17": aux_head(u, 768, num_classes, aux_fc_bn)} if aux_logits else {}
     # The paper states no auxiliary loss weight; 0.4 is the one the authors' TF-slim
     # training script uses. Dropout keep probability 0.8 is TF-slim's too.
     return InceptionNet(name="se_inception_v3" if se else "inception_v3", stages=stages, num_features=2048,
@@ -146,10 +166,11 @@ def _card(paper: Paper, *, params: float | None, macs: float | None, errors: dic
     notes="params without the auxiliary head (aux_logits=False); widths from the released TF graph, Table 1 being "
           "inconsistent; auxiliary loss weight 0.4 from TF-slim (the paper gives none); Table 3 itself lists "
           "4.8 G ops. The released weights (torchvision, timm) need bn_eps=1e-3 and count_include_pad=True (here BN eps is "
-          "PyTorch's 1e-5 and the branch pools average only the pixels they cover, as TF's SAME pooling)",
+          "PyTorch's 1e-5 and the branch pools average only the pixels they cover, as TF's SAME pooling). "
+          "factorized_stem=False and aux_fc_bn=False give Table 3's Inception-v2 rows (5.30 GMACs measured)",
 ))
 def inception_v3(*, aux_logits: bool = True, bn_eps: float = 1e-5, count_include_pad: bool = False,
-                 **kwargs) -> InceptionNet:
+                 factorized_stem: bool = True, aux_fc_bn: bool = True, **kwargs) -> InceptionNet:
     """Inception-v3 at 299x299, with its BN auxiliary classifier on the 17x17 grid in training.
 
     Args:
@@ -157,8 +178,13 @@ def inception_v3(*, aux_logits: bool = True, bn_eps: float = 1e-5, count_include
         bn_eps: BN epsilon; the released weights need TF's 1e-3.
         count_include_pad: the branch pools divide border windows by 9, as the
             torchvision and timm ports of the released weights do.
+        factorized_stem: the three 3x3 first convolutions; False puts back the
+            one 7x7/2 convolution of Table 3's rows before "Factorized 7x7".
+        aux_fc_bn: BN on the auxiliary head's fully connected layer; False is
+            Table 3's rows before "BN-auxiliary" (BN on its convolutions only).
     """
-    return _inception_v3(aux_logits=aux_logits, bn_eps=bn_eps, count_include_pad=count_include_pad, **kwargs)
+    return _inception_v3(aux_logits=aux_logits, bn_eps=bn_eps, count_include_pad=count_include_pad,
+                         factorized_stem=factorized_stem, aux_fc_bn=aux_fc_bn, **kwargs)
 
 
 @register_model(_card(

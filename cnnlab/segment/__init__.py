@@ -9,13 +9,15 @@ reads ISBI 2012 and ``task`` trains the U-Net on the one Trainer.
 
 from cnnlab.segment.elastic import ElasticDeformation
 from cnnlab.segment.losses import weighted_cross_entropy
-from cnnlab.segment.tiling import mirror_pad, predict_tiled
+from cnnlab.segment.tiling import choose_tile, inference_precision, mirror_pad, predict_tiled
 from cnnlab.segment.weights import border_weights, class_balance_weights, unet_weight_map
 
 __all__ = [
     "ElasticDeformation",
     "border_weights",
+    "choose_tile",
     "class_balance_weights",
+    "inference_precision",
     "mirror_pad",
     "predict_tiled",
     "unet_weight_map",

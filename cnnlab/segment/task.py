@@ -53,7 +53,8 @@ class SegOptions:
             cuts them at random positions (ablation).
         w0, sigma: the weight map's separation term (10 and 5 px in the paper).
         eval_tile: output tile of the overlap-tile inference that scores held-out slices
-            (any valid size: the result does not depend on it).
+            (any valid size: the result does not depend on it); None: chosen per slice
+            (:func:`cnnlab.segment.tiling.choose_tile`).
     """
 
     tile: int = 388
@@ -61,7 +62,11 @@ class SegOptions:
     elastic: bool = True
     w0: float = 10.0
     sigma: float = 5.0
-    eval_tile: int = 388
+    # None (automatic) by default: the stitched map equals the whole-slice prediction for any
+    # tile, so the choice changes only the cost, and one 516 px tile per 512x512 slice computes
+    # 0.37 x the pixels of the paper's four 388 px tiles. A run that set eval_tile keeps it (and
+    # `cnnlab eval`/`predict` use it); older runs recorded 388 only as the old default.
+    eval_tile: int | None = None
 
     def __post_init__(self) -> None:
         valid_input_size(self.tile)  # a tile that no U-Net input produces is refused before reading data
@@ -95,11 +100,18 @@ def training_tile(
         None if weight is None else weight[inner, inner])
 
 
-def cell_probabilities(model: nn.Module, images: np.ndarray, *, tile: int = 388, batch_size: int = 4) -> np.ndarray:
-    """(N, H, W) probabilities of the cell class (class 1) by overlap-tile inference."""
+def cell_probabilities(
+    model: nn.Module, images: np.ndarray, *, tile: int | None = None, batch_size: int | None = None,
+    precision: str | None = "auto",
+) -> np.ndarray:
+    """(N, H, W) probabilities of the cell class (class 1) by overlap-tile inference.
+
+    ``tile``, ``batch_size`` and ``precision`` as :func:`predict_tiled` (None: the
+    automatic tile; bf16 where the processor has it).
+    """
     model.eval()
     x = torch.tensor(images, dtype=torch.float32).div(255)[:, None]
-    scores = predict_tiled(model, x, tile=tile, batch_size=batch_size)
+    scores = predict_tiled(model, x, tile=tile, batch_size=batch_size, precision=precision)
     return scores.softmax(dim=1)[:, 1].numpy()
 
 
@@ -137,6 +149,13 @@ def output_path(out_dir: Path, name: str, suffix: str, taken: set[Path]) -> Path
         path = out_dir / f"{stem}-{n}{suffix}"
     taken.add(path)
     return path
+
+
+def inference_tile(checkpoint: Checkpoint, options: dict[str, Any]) -> int | None:
+    """The output tile of ``cnnlab eval``/``predict``: ``--tile``, else the run's eval_tile
+    if its config set one, else None (chosen per image). A recorded eval_tile that only
+    came from the old default (388) is not a choice, and is not kept."""
+    return options.get("tile") or checkpoint.meta.get("config", {}).get("task", {}).get("eval_tile")
 
 
 class Segmentation(Task):
@@ -221,9 +240,11 @@ class Segmentation(Task):
         """The ISBI errors of the held-out slices (none without cross-validation)."""
         if not self.val_ids:
             return {}
+        # In the run's precision (precision=None: the Trainer's autocast), so that a run's
+        # scores do not change with the machine it is evaluated on.
         with autocast():
             prob = cell_probabilities(model, self.val_images, tile=self.options.eval_tile,
-                                      batch_size=self.config.eval_batch_size)
+                                      batch_size=self.config.eval_batch_size, precision=None)
         return {f"val_{k}_err": v for k, v in isbi_scores(prob, self.val_cells).items()}
 
     # ----- using a trained model -----
@@ -240,8 +261,8 @@ class Segmentation(Task):
         ids, what = (held_out, f"held-out slices {held_out[0]}-{held_out[-1]}") if held_out else (
             list(range(len(images))), f"all {len(images)} training slices (nothing was held out)")
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
-        prob = cell_probabilities(model, images[ids], tile=options.get("tile") or record["options"]["eval_tile"],
-                                  batch_size=options.get("batch_size") or 4)
+        prob = cell_probabilities(model, images[ids], tile=inference_tile(checkpoint, options),
+                                  batch_size=options.get("batch_size"), precision=options.get("precision") or "auto")
         scores = isbi_scores(prob, cells[ids])
         return (f"{checkpoint.path} on isbi2012, {what}: " + ", ".join(f"{k} error {v:.4f}"
                                                                         for k, v in scores.items()))
@@ -251,7 +272,7 @@ class Segmentation(Task):
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
         out = Path(options.get("out") or ".")
         out.mkdir(parents=True, exist_ok=True)
-        tile = options.get("tile") or checkpoint.meta["task"]["options"]["eval_tile"]
+        tile = inference_tile(checkpoint, options)
         fmt = options.get("format") or "png"
         labels = options.get("labels") or []
         if labels and len(labels) != len(inputs):
@@ -263,7 +284,8 @@ class Segmentation(Task):
             truth = read_grey(labels[index]) > 127 if labels else None
             if truth is not None and truth.shape != image.shape:
                 raise CnnlabError(f"{labels[index]} is {truth.shape}, its image {name} {image.shape}")
-            prob = cell_probabilities(model, image[None], tile=tile, batch_size=options.get("batch_size") or 4)[0]
+            prob = cell_probabilities(model, image[None], tile=tile, batch_size=options.get("batch_size"),
+                                      precision=options.get("precision") or "auto")[0]
             prob_path = output_path(out, name, f"_prob.{fmt}", taken)
             overlay_path = output_path(out, name, "_overlay.png", taken)
             if fmt == "npy":

@@ -25,6 +25,13 @@ from cnnlab.train.config import PARALLELS, PRECISIONS
 from cnnlab.train.finetune import FREEZABLE
 
 DEVICES = ("auto", "cpu", "cuda")
+# U-Net inference precision (cnnlab.segment.tiling.inference_precision): bf16 where the processor has it.
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
+_PRECISION_HELP = ("U-Net: auto (bf16 autocast + channels_last on CPUs and GPUs with bf16 arithmetic, else fp32), "
+                   "fp32 or bf16")
+_TILE_HELP = ("U-Net: output tile side of the overlap-tile inference (default: the run's task.eval_tile if it "
+              "set one, else chosen per image: one tile for a 512x512 slice, the fewest that fit the memory budget "
+              "for large images)")
 # Command-line options that are shortcuts for a config key (``--lr 0.05`` is ``optimizer.lr``).
 SHORTCUTS = {
     "dataset": "dataset",
@@ -131,7 +138,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
     options = {"dataset": args.dataset, "protocol": args.protocol, "data_dir": args.data_dir,
                "batch_size": args.batch_size, "device": args.device, "tile": args.tile,
-               "allow_nonfinite": args.allow_nonfinite}
+               "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
     if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
         from cnnlab.train.classification import evaluate_converted
 
@@ -147,7 +154,7 @@ def _predict(args: argparse.Namespace) -> int:
     from cnnlab.train.checkpoint import load_checkpoint
     from cnnlab.train.task import task_of
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
         from cnnlab.train.classification import predict_converted
@@ -157,7 +164,7 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     checkpoint = load_checkpoint(args.checkpoint)
     options = {"out": args.out, "tile": args.tile, "batch_size": args.batch_size, "format": args.format,
-               "labels": args.labels, "allow_nonfinite": args.allow_nonfinite}
+               "labels": args.labels, "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
     for line in task_of(checkpoint).predict(checkpoint, args.inputs, options):
         print(line, flush=True)
     return 0
@@ -225,8 +232,10 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (classifiers, U-Net) or sentences in quotes (textcnn)")
     p.add_argument("--out", default=".", help="U-Net: the folder for probability maps and overlays")
-    p.add_argument("--tile", type=int, help="U-Net: output tile side (the run's by default)")
-    p.add_argument("--batch-size", type=int, default=4, help="U-Net: tiles per forward pass")
+    p.add_argument("--tile", type=int, help=_TILE_HELP)
+    p.add_argument("--batch-size", type=int,
+                   help="U-Net: tiles per forward pass (default: as many as fit the memory budget; 4 with --tile)")
+    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=_PRECISION_HELP)
     p.add_argument("--format", choices=("png", "npy"), default="png",
                    help="U-Net: probability map as a 16-bit PNG or a float32 .npy")
     p.add_argument("--labels", nargs="+", metavar="LABEL",
@@ -249,8 +258,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", nargs="+", default=[], metavar="CKPT",
                    help="classifiers: more checkpoints; softmax averaged")
     p.add_argument("--data-dir", help="where datasets live")
-    p.add_argument("--batch-size", type=int, help="images (256) or U-Net tiles (4) per forward pass")
-    p.add_argument("--tile", type=int, help="U-Net: output tile side of the overlap-tile inference")
+    p.add_argument("--batch-size", type=int,
+                   help="images (256) or U-Net tiles (as many as fit the memory budget; 4 with --tile) per pass")
+    p.add_argument("--tile", type=int, help=_TILE_HELP)
+    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=_PRECISION_HELP)
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--allow-nonfinite", action="store_true", help="load weights holding NaN or Inf (forensics)")
     p.set_defaults(func=_eval)

@@ -1,0 +1,1 @@
+"""One module per case study, each defining ``STUDY``; listed alphabetically."""

@@ -1,0 +1,62 @@
+"""ResNet, Figure 6: deeper plain nets train worse; deeper ResNets train and test better."""
+
+from __future__ import annotations
+
+from cnnlab.studies import plots
+from cnnlab.studies.framework import Analysis, Arm, Run, Study
+from cnnlab.studies.measures import compare, last_values
+from cnnlab.studies.settings import RESNET_CIFAR_RECIPE, resnet_cifar_modes
+
+DEPTHS = (20, 32, 44, 56)
+# Table 6's test errors of the ResNets (%), the figure's plain nets have none in a table.
+RESNET_ERRORS = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97}
+TOKEN = 0.001  # a figure, not a number: any effect in the paper's direction beyond the noise
+FAST_DEPTHS = (20, 32)  # 56 layers cost 2.8x as much as 20: fast mode keeps to 20 and 32
+
+
+def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
+    depths = sorted({int(arm.removeprefix("plain").removeprefix("resnet")) for arm in runs})
+    shallow, deep = depths[0], depths[-1]
+    train = last_values(runs, "train_top1_err")
+    test = last_values(runs, "test_top1_err")
+    paper_gain = (RESNET_ERRORS[shallow] - RESNET_ERRORS[deep]) / 100
+    checks = [
+        compare(f"plain nets: training error of plain-{deep} - plain-{shallow}", "higher for the deeper (Figure 6 left)",
+                (f"plain-{shallow}", train[f"plain{shallow}"]), (f"plain-{deep}", train[f"plain{deep}"]), TOKEN),
+        compare(f"ResNets: training error of ResNet-{shallow} - ResNet-{deep}", "lower for the deeper (Figure 6 middle)",
+                (f"ResNet-{deep}", train[f"resnet{deep}"]), (f"ResNet-{shallow}", train[f"resnet{shallow}"]), TOKEN),
+        compare(f"ResNets: test error of ResNet-{shallow} - ResNet-{deep}",
+                f"{RESNET_ERRORS[shallow]}% vs {RESNET_ERRORS[deep]}% (Table 6)",
+                (f"ResNet-{deep}", test[f"resnet{deep}"]), (f"ResNet-{shallow}", test[f"resnet{shallow}"]), paper_gain),
+        compare(f"depth {deep}: test error of plain - ResNet", "plain higher (Figure 6)",
+                (f"ResNet-{deep}", test[f"resnet{deep}"]), (f"plain-{deep}", test[f"plain{deep}"]), TOKEN),
+    ]
+
+    def draw(fig) -> None:
+        ax_plain, ax_res = fig.subplots(1, 2, sharey=True)
+        for ax, family, title in ((ax_plain, "plain", "plain networks"), (ax_res, "resnet", "ResNets")):
+            chosen = {arm: r for arm, r in runs.items() if arm.startswith(family)}
+            plots.curves(ax, chosen, "train_top1_err", {a: f"{a}, training" for a in chosen}, style=":")
+            plots.curves(ax, chosen, "test_top1_err", {a: f"{a}, test" for a in chosen})
+            ax.set_title(title)
+            ax.set_ylabel("error (%)")
+            ax.legend(fontsize=8)
+        fig.suptitle("ResNet Figure 6: plain vs residual networks on CIFAR-10 (dotted: training, solid: test)")
+
+    notes = ["Training error is the running error of each epoch, under augmentation and the fast recipe's label "
+             "smoothing; the paper's Figure 6 plots the same kind of curve, without label smoothing."]
+    return Analysis(checks, {"train_top1_err": train, "test_top1_err": test}, draw, notes)
+
+
+STUDY = Study(
+    name="plain-vs-residual",
+    title="Deeper plain nets have higher training error; deeper ResNets have lower training and test error",
+    source="He, Zhang, Ren & Sun 2016, section 4.2, Figure 6 and Table 6",
+    quote="\"the deeper plain nets suffer from increased depth, and exhibit higher training error when going "
+          "deeper ... ResNets manage to overcome the optimization difficulty\"",
+    arms=tuple(Arm(f"{family}{depth}", f"{family}{depth}", {}, f"{family}-{depth}")
+               for family in ("plain", "resnet") for depth in DEPTHS),
+    recipe=RESNET_CIFAR_RECIPE,
+    modes=resnet_cifar_modes(30, 600, tuple(f"{f}{d}" for f in ("plain", "resnet") for d in FAST_DEPTHS)),
+    analyse=analyse,
+)

@@ -1,0 +1,147 @@
+"""The case-study framework: every study in smoke mode, the verdict rules, the commands."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.errors import CnnlabError
+from cnnlab.studies import all_studies, get_study
+from cnnlab.studies.framework import MODES, Run, arm_config, run_name, run_study, train_arm
+from cnnlab.studies.measures import compare, epochs_to, epochs_to_or_length
+from cnnlab.studies.report import write_summary
+from cnnlab.studies.verdicts import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, SMALLER, VERDICTS,
+                                     verdict_of_difference, verdict_of_statement, verdict_of_value)
+
+STUDIES = sorted(all_studies())
+
+
+@pytest.fixture(scope="module")
+def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for every study's smoke results, and one runs folder they share."""
+    return tmp_path_factory.mktemp("studies")
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_runs_in_smoke_mode_and_writes_its_three_files(name: str, smoke_dir: Path) -> None:
+    out = run_study(get_study(name), "smoke", out=smoke_dir / name, runs_dir=smoke_dir / "runs")
+    results = json.loads((out / "results.json").read_text())
+    assert results["study"] == name and results["mode"] == "smoke"
+    assert results["checks"], "a study checks at least one claim"
+    assert all(c["verdict"] in VERDICTS and c["paper"] and c["measured"] for c in results["checks"])
+    assert {"cpu", "cores", "torch", "loadavg_before", "loadavg_after"} <= set(results["machine"])
+    for run in results["runs"]:
+        assert run["command"].startswith(f"cnnlab train {Path(run['run_dir']).name.split('-')[0]}")
+    png = (out / "figure.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 300_000
+    report = (out / "report.md").read_text()
+    assert "Smoke mode" in report and "## Verdict rule" in report and results["command"] in report
+    assert report.count("| **") == len(results["checks"])
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_mode_of_every_study_resolves_to_valid_configs(name: str) -> None:
+    study = get_study(name)
+    for mode in MODES:
+        for arm in study.arms_of(mode):
+            assert arm_config(study, arm, mode, 0).model == arm.model
+
+
+def test_studies_that_share_a_baseline_train_it_once() -> None:
+    studies = [get_study(name) for name in ("squeeze-excitation", "shortcuts", "test-protocols", "label-smoothing")]
+    assert len({run_name(arm_config(s, s.arms[0], "fast", 0)) for s in studies}) == 1
+
+
+def test_the_summary_page_gathers_every_study(smoke_dir: Path) -> None:
+    done = sorted(p.parent.name for p in smoke_dir.glob("*/results.json"))
+    if done != STUDIES:
+        pytest.skip("needs every study's smoke run (run the whole file)")
+    page = write_summary(smoke_dir).read_text()
+    for name in STUDIES:
+        assert f"[{name}]({name}/report.md)" in page and f"({name}/figure.png)" in page
+
+
+# ----- the verdict rules, on constructed numbers -----
+
+def test_a_clear_effect_of_the_papers_size_is_reproduced() -> None:
+    assert verdict_of_difference([0.10, 0.11, 0.10], [0.13, 0.12, 0.13], 0.02) == REPRODUCED
+
+
+def test_a_clear_but_small_effect_is_same_direction_smaller() -> None:
+    assert verdict_of_difference([0.100, 0.101, 0.100], [0.105, 0.106, 0.105], 0.02) == SMALLER
+
+
+def test_a_reversed_effect_is_not_reproduced() -> None:
+    assert verdict_of_difference([0.13, 0.12, 0.13], [0.10, 0.11, 0.10], 0.02) == NOT_REPRODUCED
+
+
+def test_an_effect_inside_the_seed_spread_is_inconclusive() -> None:
+    assert verdict_of_difference([0.10, 0.14, 0.08], [0.12, 0.09, 0.13], 0.02) == INCONCLUSIVE
+
+
+def test_one_seed_cannot_tell_the_effect_from_the_noise() -> None:
+    assert verdict_of_difference([0.10], [0.20], 0.02) == INCONCLUSIVE
+
+
+def test_ratios_are_compared_as_logarithms() -> None:
+    assert verdict_of_difference([1.0, 1.1, 0.9], [6.0, 6.5, 5.5], 6.0, ratio=True) == REPRODUCED
+    assert verdict_of_difference([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], 6.0, ratio=True) == SMALLER  # log 2 < log(6)/2
+    with pytest.raises(CnnlabError, match="factor above 1"):
+        verdict_of_difference([1.0, 1.1], [2.0, 2.1], 0.5, ratio=True)
+
+
+def test_exact_numbers_and_statements() -> None:
+    assert verdict_of_value(0.278, 0.28, rel_tol=0.01) == REPRODUCED
+    assert verdict_of_value(0.25, 0.28, rel_tol=0.01) == NOT_REPRODUCED
+    assert verdict_of_statement(True) == REPRODUCED and verdict_of_statement(False) == NOT_REPRODUCED
+
+
+def test_compare_writes_both_arms_and_the_effect() -> None:
+    check = compare("error: B - A", "2 points", ("A", [0.10, 0.11, 0.10]), ("B", [0.13, 0.12, 0.13]), 0.02)
+    assert check.verdict == REPRODUCED
+    assert check.measured.startswith("B 12.67% ± 0.58% vs A 10.33% ± 0.58%; effect 2.33%")
+
+
+def _run(rows: list[dict[str, float]]) -> Run:
+    return Run("arm", 0, Path("."), "", rows)
+
+
+def test_epochs_to_a_training_error_interpolates_between_epoch_middles() -> None:
+    run = _run([{"epoch": 1, "train_top1_err": 0.5}, {"epoch": 2, "train_top1_err": 0.3},
+                {"epoch": 3, "train_top1_err": 0.2}])
+    assert math.isclose(epochs_to(run, "train_top1_err", 0.25), 2.0)  # halfway between 1.5 and 2.5
+    assert epochs_to(run, "train_top1_err", 0.1) is None
+    assert epochs_to_or_length(run, "train_top1_err", 0.1) == 3
+
+
+# ----- running, resuming, the commands -----
+
+def test_a_finished_run_is_reused_and_an_unfinished_one_needs_resume(tmp_path: Path) -> None:
+    study = get_study("squeeze-excitation")
+    first = train_arm(study, study.arms[0], "smoke", 0, tmp_path, resume=False)
+    again = train_arm(study, study.arms[0], "smoke", 0, tmp_path, resume=False)  # no training: reused
+    assert again.run_dir == first.run_dir and again.rows == first.rows
+    (first.run_dir.parent / f"{first.run_dir.name}.done").unlink()  # as if the study had been killed
+    with pytest.raises(CnnlabError, match="unfinished run.*--resume"):
+        train_arm(study, study.arms[0], "smoke", 0, tmp_path, resume=False)
+    assert train_arm(study, study.arms[0], "smoke", 0, tmp_path, resume=True).rows == first.rows
+
+
+def test_study_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["study", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in STUDIES)
+    assert main(["study", "run", "kernel-stak"]) == 2
+    assert "unknown study 'kernel-stak' (did you mean kernel-stacks" in capsys.readouterr().err
+    out = tmp_path / "ks"
+    assert main(["study", "run", "kernel-stacks", "--out", str(out)]) == 0
+    assert main(["study", "run", "kernel-stacks", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["study", "run", "kernel-stacks", "--out", str(out), "--resume"]) == 0
+    assert main(["study", "run", "kernel-stacks", "--out", str(out), "--seeds", "0"]) == 2
+    assert main(["study", "report", str(tmp_path)]) == 0 and (tmp_path / "README.md").is_file()
+    assert main(["study", "report", str(tmp_path / "none")]) == 2
