@@ -41,8 +41,9 @@ def verdict_table(checks: Iterable[dict[str, str]]) -> list[str]:
 
 
 def _duration(results: dict[str, Any]) -> str:
-    """A study's cost: its runs' training time when it trains, else its own wall time."""
-    seconds = results.get("train_s") or results["elapsed_s"]
+    """A study's cost: its runs' summed training time or its own wall time, whichever is longer
+    (runs reused from other studies make the wall time short; long evaluations make it long)."""
+    seconds = max(results.get("train_s") or 0.0, results["elapsed_s"])
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 

@@ -57,6 +57,6 @@ STUDY = Study(
     arms=tuple(Arm(f"{family}{depth}", f"{family}{depth}", {}, f"{family}-{depth}")
                for family in ("plain", "resnet") for depth in DEPTHS),
     recipe=RESNET_CIFAR_RECIPE,
-    modes=resnet_cifar_modes(30, 600, tuple(f"{f}{d}" for f in ("plain", "resnet") for d in FAST_DEPTHS)),
+    modes=resnet_cifar_modes(30, 4200, tuple(f"{f}{d}" for f in ("plain", "resnet") for d in FAST_DEPTHS)),
     analyse=analyse,
 )

@@ -55,6 +55,6 @@ STUDY = Study(
     arms=(Arm("A", "resnet20", {}, "option A"), Arm("B", "resnet20", {"model_kwargs.shortcut": "B"}, "option B"),
           Arm("C", "resnet20", {"model_kwargs.shortcut": "C"}, "option C")),
     recipe=RESNET_CIFAR_RECIPE,
-    modes=resnet_cifar_modes(18, 450),
+    modes=resnet_cifar_modes(18, 800),
     analyse=analyse,
 )

@@ -46,6 +46,6 @@ STUDY = Study(
     arms=(Arm("resnet20", "resnet20", {}, "ResNet-20"), Arm("se", "resnet20", {"model_kwargs.se": True},
                                                             "SE-ResNet-20")),
     recipe=RESNET_CIFAR_RECIPE,
-    modes=resnet_cifar_modes(12, 300),
+    modes=resnet_cifar_modes(12, 540),
     analyse=analyse,
 )

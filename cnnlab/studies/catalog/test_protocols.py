@@ -68,6 +68,6 @@ STUDY = Study(
           "reflections ... and averaging the predictions\" (AlexNet)",
     arms=(Arm("resnet20", "resnet20", {}, "ResNet-20"),),
     recipe=RESNET_CIFAR_RECIPE,
-    modes=_with_seeds(resnet_cifar_modes(12, 300), {"smoke": MEMBERS, "fast": 3, "paper": 8}),
+    modes=_with_seeds(resnet_cifar_modes(35, 750), {"smoke": MEMBERS, "fast": 3, "paper": 8}),
     analyse=analyse,
 )
