@@ -3,6 +3,8 @@ baseline train it once (equal configs share a run, :func:`cnnlab.studies.framewo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cnnlab.studies.framework import SMOKE, Mode
 
 # The AlexNet paper's four-layer CIFAR-10 network (recipes/alexnet_cifar.yaml).
@@ -23,7 +25,7 @@ def resnet_cifar_modes(fast_minutes: float, paper_minutes: float, fast_arms: tup
     epoch, for the curves), paper the paper's own recipe (recipes/resnet_cifar.yaml).
     ``fast_arms`` are the arms smoke and fast run (all by default)."""
     return {
-        "smoke": Mode(**{**vars(SMOKE), "arms": fast_arms}),
+        "smoke": replace(SMOKE, arms=fast_arms),
         "fast": Mode(seeds=2, minutes=fast_minutes, arms=fast_arms, config={"epochs": 4, "eval_every": 1},
                      note="4 epochs of the fast recipe (the paper: 164), 2 seeds"),
         "paper": Mode(seeds=3, minutes=paper_minutes, recipe="resnet_cifar", config={"eval_every": 1},

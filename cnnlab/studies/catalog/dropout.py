@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnnlab.studies import plots
-from cnnlab.studies.framework import Analysis, Arm, Mode, Run, Study
+from cnnlab.studies.framework import Analysis, Arm, Run, Study, with_config
 from cnnlab.studies.measures import compare, epochs_to, epochs_to_or_length, last_values
 from cnnlab.studies.settings import ALEXNET_CIFAR_MODES, ALEXNET_CIFAR_RECIPE
 
@@ -13,8 +13,7 @@ HIDDEN = 256
 ARM = {"model_kwargs.hidden": HIDDEN, "model_kwargs.lrn": False}
 TARGET = 0.25  # "converge": the epochs to Figure 1's 25% training error (section 4.2 gives no threshold)
 # Without augmentation the network overfits within a short schedule, which is what dropout is for.
-MODES = {name: Mode(**{**vars(mode), "config": {**mode.config, "augment": []}})
-         for name, mode in ALEXNET_CIFAR_MODES.items()}
+MODES = with_config(ALEXNET_CIFAR_MODES, augment=[])
 
 
 def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from cnnlab.studies import plots
 from cnnlab.studies.framework import Analysis, Arm, Mode, Run, Study
@@ -57,7 +58,7 @@ def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
 
 
 def _with_seeds(modes: dict[str, Mode], seeds: dict[str, int]) -> dict[str, Mode]:
-    return {name: Mode(**{**vars(mode), "seeds": seeds[name]}) for name, mode in modes.items()}
+    return {name: replace(mode, seeds=seeds[name]) for name, mode in modes.items()}
 
 
 STUDY = Study(
