@@ -63,6 +63,38 @@ def test_same_seed_same_vectors(backend):
     assert not torch.equal(runs[0].syn0, runs[2].syn0)
 
 
+class Streamed:
+    """A re-iterable corpus that is not held as a list: re-read every epoch."""
+
+    def __init__(self, sentences: list[list[str]]) -> None:
+        self.sentences = sentences
+
+    def __iter__(self):
+        return iter(self.sentences)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_in_memory_corpus_encoded_once_trains_as_a_streamed_one(backend, monkeypatch):
+    corpus = topic_corpus(60)
+    encodings = []
+    original = Word2Vec._encoded_chunks
+
+    def counting(self, sentences):
+        encodings.append(1)
+        return original(self, sentences)
+
+    monkeypatch.setattr(Word2Vec, "_encoded_chunks", counting)
+    runs = []
+    for given in (corpus, Streamed(corpus)):
+        encodings.clear()
+        model = Word2Vec(vector_size=8, min_count=1, epochs=3, seed=0, sg=False, workers=1, batch_words=50,
+                         backend=backend)
+        runs.append(model.fit(given).syn0.clone())
+        runs.append(len(encodings))
+    assert torch.equal(runs[0], runs[2])
+    assert runs[1] == 1 and runs[3] == 3  # the list once, the stream every epoch
+
+
 @pytest.mark.skipif(NATIVE_MISSING is not None, reason=f"{NATIVE_MISSING}")
 def test_native_threads_train_chunks_in_parallel():
     model = Word2Vec(vector_size=16, window=3, min_count=1, sample=0, epochs=3, seed=0, batch_words=48, sg=True,
