@@ -21,6 +21,10 @@ cells, and a binary map scores the same at every threshold.
 Each function takes a probability map (or a binary map) and the ground truth as
 (H, W) or a stack (N, H, W) of numpy arrays or tensors; a stack is averaged per
 slice at each threshold, as the challenge did. Labels may be {0, 1}, {0, 255} or bool.
+
+Beside them, :func:`merged_segments` finds the merges the U-Net's weight map is
+meant to prevent (Ronneberger et al. 2015, Sec. 3 and Fig. 3): predicted segments
+that hold most of two or more true cells, at one threshold.
 """
 
 from __future__ import annotations
@@ -191,4 +195,36 @@ def warping_error(prob: object, truth: object) -> float:
     return _best_over_thresholds(prob, truth, _warping_mismatch, min)
 
 
-__all__ = ["THRESHOLDS", "pixel_error", "rand_error", "warp", "warping_error"]
+def _merged_in_slice(pred: np.ndarray, truth: np.ndarray, share: float) -> np.ndarray:
+    true_seg, pred_seg = _segments(truth), _segments(pred)
+    count = pred_seg.max() + 1  # predicted segments, and the background 0
+    both = (true_seg > 0) & (pred_seg > 0)
+    pairs, overlap = np.unique(true_seg[both].astype(np.int64) * count + pred_seg[both], return_counts=True)
+    true_id, pred_id = np.divmod(pairs, count)
+    # A true cell is covered by the segment holding more than `share` of it: by one segment at most.
+    covering = pred_id[overlap > share * np.bincount(true_seg.ravel())[true_id]]
+    merged = np.flatnonzero(np.bincount(covering, minlength=count) >= 2)
+    relabel = np.zeros(count, dtype=np.int64)
+    relabel[merged] = np.arange(1, merged.size + 1)
+    return relabel[pred_seg]
+
+
+def merged_segments(prob: object, truth: object, *, threshold: float = 0.5, share: float = 0.5) -> np.ndarray:
+    """The predicted segments that merge true cells, per slice.
+
+    Segments are the 4-connected components of cell pixels (prob > ``threshold``), as
+    for the Rand error; a predicted segment covers a true cell when it holds more than
+    ``share`` of the cell's pixels (so a border that bleeds into a neighbour is no
+    merge), and merges when it covers two or more.
+
+    Returns:
+        (N, H, W) int64: the merging segments numbered 1..M in each slice (M, the
+        slice's merge count, is the slice's maximum), 0 elsewhere.
+    """
+    if not 0.5 <= share < 1:
+        raise CnnlabError(f"share must be in [0.5, 1) so that one segment at most covers a cell, got {share}")
+    prob, truth = _inputs(prob, truth)
+    return np.stack([_merged_in_slice(p > threshold, g, share) for p, g in zip(prob, truth)])
+
+
+__all__ = ["THRESHOLDS", "merged_segments", "pixel_error", "rand_error", "warp", "warping_error"]

@@ -5,18 +5,21 @@ compare (a model and its config keys), each mode's scale as data (:class:`Mode`:
 seeds, config keys, expected minutes) and one ``analyse`` function that turns the
 finished runs into numbers, verdicts (:mod:`cnnlab.studies.verdicts`) and a figure.
 :func:`run_study` trains every arm and seed through the normal trainer, each in its own
-run directory, and writes ``results.json``, ``figure.png`` and ``report.md``.
+run directory, and writes ``results.json``, ``figure.png`` and ``report.md``. A study of
+something the Trainer does not train (word2vec) names its own ``trainer`` instead, and
+the framework treats its runs the same way.
 
 Runs are shared: a run's directory is named by its model, a digest of its resolved
 config and its seed, so two studies (or two modes) that need the same run train it
 once. A finished run is reused; an unfinished one (a killed study) is continued with
-``--resume``.
+``--resume`` (a study's own trainer starts it over).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import platform
@@ -24,7 +27,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -79,7 +82,8 @@ def with_config(modes: Mapping[str, Mode], **keys: Any) -> dict[str, Mode]:
 
 @dataclass(frozen=True)
 class Arm:
-    """One configuration a study compares: a registered model and its config keys."""
+    """One configuration a study compares: a registered model and its config keys (with a
+    study's own trainer, ``model`` is the prefix of the run directories' names)."""
 
     name: str
     model: str
@@ -162,6 +166,12 @@ class Study:
         recipe: the recipe every arm starts from (a shipped name or a path).
         modes: ``smoke``, ``fast`` and ``paper``.
         rule: how the verdicts are computed, stated in the report.
+        trainer: trains the arms of a study the Trainer cannot (None: the Trainer, ``cnnlab
+            train``). ``trainer(arm, keys, seed, run_dir)`` gets the mode's and the arm's config
+            keys (the arm's win), trains into ``run_dir`` (starting over where a killed run left
+            files), records one row per epoch with :func:`write_rows` (``epoch``, and the
+            cumulative training seconds ``elapsed_s``), and returns the command line that repeats
+            the run on its own.
     """
 
     name: str
@@ -173,6 +183,7 @@ class Study:
     recipe: str | None = None
     modes: Mapping[str, Mode] = field(default_factory=lambda: dict(ANALYTIC_MODES))
     rule: str = ""
+    trainer: Callable[[Arm, Mapping[str, Any], int, Path], str] | None = None
 
     def __post_init__(self) -> None:
         missing = [m for m in MODES if m not in self.modes]
@@ -203,25 +214,42 @@ class Study:
 # ----- running -----
 
 
+def arm_keys(study: Study, arm: Arm, mode: str) -> dict[str, Any]:
+    """The config keys of one arm in one mode: the mode's, then the arm's (the arm wins: it is
+    what the study varies)."""
+    return {**study.modes[mode].config, **arm.config}
+
+
 def arm_config(study: Study, arm: Arm, mode: str, seed: int) -> Any:
-    """The resolved :class:`TrainConfig` of one arm and seed: the study's recipe, the mode's
-    keys, the arm's keys (the arm wins: it is what the study varies), the seed."""
+    """The resolved :class:`TrainConfig` of one arm and seed: the study's recipe, the arm's
+    keys (:func:`arm_keys`), the seed."""
     from cnnlab.train.config import resolve_config
 
-    flags = {**study.modes[mode].config, **arm.config, "seed": seed}
-    return resolve_config(arm.model, study.recipe_of(mode), flags=flags)
+    return resolve_config(arm.model, study.recipe_of(mode), flags={**arm_keys(study, arm, mode), "seed": seed})
+
+
+def _name(model: str, settings: Mapping[str, Any], seed: int) -> str:
+    identity = {k: v for k, v in settings.items() if k not in _NOT_IDENTITY}
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{model}-{digest}-seed{seed}"
 
 
 def run_name(config: Any) -> str:
     """``<model>-<digest of the config>-seed<N>``: equal configs share a run."""
-    identity = {k: v for k, v in config.to_dict().items() if k not in _NOT_IDENTITY}
-    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{config.model}-{digest}-seed{config.seed}"
+    return _name(config.model, config.to_dict(), config.seed)
+
+
+def study_run_name(study: Study, arm: Arm, mode: str, seed: int) -> str:
+    """The directory name of one arm's run: :func:`run_name` of its resolved config, or with a
+    study's own trainer, of its config keys (:func:`arm_keys`)."""
+    if study.trainer is None:
+        return run_name(arm_config(study, arm, mode, seed))
+    return _name(arm.model, arm_keys(study, arm, mode), seed)
 
 
 def train_command(study: Study, arm: Arm, mode: str, seed: int, run_dir: Path) -> str:
     """The ``cnnlab train`` command line that repeats one run on its own."""
-    keys = {**study.modes[mode].config, **arm.config}
+    keys = arm_keys(study, arm, mode)
     words = ["cnnlab", "train", arm.model]
     if study.recipe_of(mode):
         words += ["--recipe", study.recipe_of(mode)]
@@ -236,11 +264,37 @@ def _read_rows(run_dir: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def write_rows(run_dir: Path, rows: Sequence[Mapping[str, float]]) -> None:
+    """A study's own trainer's ``metrics.csv``, as the Trainer writes it: a header, one row per
+    epoch (numbers), written atomically."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(run_dir / "metrics.csv", text.getvalue().encode())
+
+
+def _train_own(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, resume: bool) -> Run:
+    """:func:`train_arm` with the study's own trainer; the run's command is the one its trainer
+    returned, kept in the ``.done`` marker."""
+    run_dir = runs_dir / study_run_name(study, arm, mode, seed)
+    done = run_dir.with_name(run_dir.name + ".done")
+    if not done.is_file():
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not resume:
+            raise CnnlabError(f"{run_dir} holds an unfinished run of this study: pass --resume to start it over")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(done, f"{study.trainer(arm, arm_keys(study, arm, mode), seed, run_dir)}\n".encode())
+    return Run(arm.name, seed, run_dir, done.read_text().strip(), _read_rows(run_dir))
+
+
 def train_arm(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, resume: bool,
               stream: TextIO | None = None) -> Run:
     """One arm's run for one seed: reused when finished, continued with ``resume``, else trained."""
     from cnnlab.train.loop import train
 
+    if study.trainer is not None:
+        return _train_own(study, arm, mode, seed, runs_dir, resume=resume)
     config = arm_config(study, arm, mode, seed)
     run_dir = runs_dir / run_name(config)
     done = run_dir.with_name(run_dir.name + ".done")  # beside the run: a run directory holds only the trainer's files

@@ -70,13 +70,14 @@ def write_report(study: Study, results: dict[str, Any], notes: list[str], path: 
               f"- machine: {_machine_line(results)}",
               f"- mode: {results['mode']}" + (f" ({mode.note})" if mode.note else "")]
     if study.trained:
-        lines += [f"- seeds: {results['seeds']} per arm; recipe: {study.recipe_of(results['mode']) or 'the task defaults'}"
+        start = "its own trainer's defaults" if study.trainer else study.recipe_of(results["mode"]) or "the task defaults"
+        lines += [f"- seeds: {results['seeds']} per arm; starting from: {start}"
                   + (f"; the mode's settings: `{json.dumps(dict(mode.config))}`" if mode.config else ""),
                   "- arms:", ""]
         lines += ["| arm | model | settings |", "|---|---|---|"]
         lines += [f"| {arm.legend} | {arm.model} | `{json.dumps(dict(arm.config))}` |" for arm in study.arms_of(
             results["mode"])]
-        lines += ["", "Each run's own `cnnlab train` command is in `results.json`."]
+        lines += ["", "Each run's own command (`cnnlab train` or the study's own trainer's) is in `results.json`."]
     lines += ["", "## Verdict rule", "", study.verdict_rule]
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]

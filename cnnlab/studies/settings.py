@@ -31,3 +31,40 @@ def resnet_cifar_modes(fast_minutes: float, paper_minutes: float, fast_arms: tup
         "paper": Mode(seeds=3, minutes=paper_minutes, recipe="resnet_cifar", config={"eval_every": 1},
                       note="the paper's own recipe (64k iterations of 128, about 164 epochs), 3 seeds"),
     }
+
+
+# The DenseNet paper's CIFAR recipe (recipes/densenet_cifar.yaml: batch 64, 300 epochs, lr 0.1
+# divided by 10 at 50% and 75%, section 4.2), shortened. DenseNets are slow on a CPU for their
+# multiply-adds (every layer re-reads a growing concatenation): a training image costs as much
+# as about 8 of ResNet-20 for ResNet-110, 17 for DenseNet (L=40, k=12) and 25 for DenseNet-BC
+# (L=100, k=12) (bf16 + channels_last, batch 64, one thread, measured on a loaded machine).
+DENSENET_CIFAR_RECIPE = "densenet_cifar"
+# 19,200 images, 0.38 of an epoch: about 3, 6 and 9 minutes of training on 2 idle cores
+# (ResNet-110, DenseNet-40, DenseNet-BC), and up to two minutes to evaluate each.
+DENSENET_FAST_STEPS = 300
+
+
+def densenet_cifar_modes(fast_minutes: float, paper_minutes: float) -> dict[str, Mode]:
+    """The DenseNet studies' modes, the same keys in every study so that a DenseNet run is
+    trained once for all of them: fast trains :data:`DENSENET_FAST_STEPS` steps with the
+    paper's schedule compressed into them (lr divided by 10 at 50% and 75% of the steps), in
+    bf16 with channels_last; paper runs the paper's recipe as it is."""
+    fast_schedule = {"name": "multistep", "unit": "step", "gamma": 0.1,
+                     "milestones": [DENSENET_FAST_STEPS // 2, DENSENET_FAST_STEPS * 3 // 4]}
+    return {
+        # The digits at their own 8x8: at 32x32 two steps and an evaluation of a 100-layer
+        # DenseNet cost half a minute.
+        "smoke": replace(SMOKE, config={**SMOKE.config, "preprocess": []},
+                         note="smoke: two steps on the 8x8 digits; the numbers mean nothing"),
+        # torch.compile is off: compiling DenseNet (L=40)'s training step alone took over 100 s in
+        # a probe (one thread, loaded machine), and evaluation compiles again: too much of a run
+        # this short for a gain not measured.
+        "fast": Mode(seeds=1, minutes=fast_minutes,
+                     config={"epochs": 1, "max_steps": DENSENET_FAST_STEPS, "schedule": fast_schedule,
+                             "precision": "bf16", "channels_last": True, "compile": False},
+                     note=f"{DENSENET_FAST_STEPS} steps of 64 images (0.38 of an epoch; the paper: 300 epochs) with "
+                          "the paper's schedule compressed into them, bf16 and channels_last, 1 seed"),
+        "paper": Mode(seeds=2, minutes=paper_minutes, config={"eval_every": 10},
+                      note="the paper's recipe (300 epochs of 64, fp32), 2 seeds (the paper: one run a model), "
+                           "meant for a GPU"),
+    }
