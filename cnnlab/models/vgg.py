@@ -10,6 +10,10 @@ Section 3.2 ("dense evaluation"): at test time the FC layers become convolutions
 the class score map is averaged; :meth:`VGG.to_dense` builds that form with the
 same weights. Measured with ``cnnlab models 'vgg*'`` on the meta device: VGG-16 has
 138,357,544 parameters and 15.47 GMACs at 224x224.
+
+For CIFAR-10 (not in the paper), ``cifar=True`` keeps the five poolings, which leave a
+32x32 image a 1x1 map, and lets fc6 read that map instead of a 7x7 one; ``width``
+scales every convolution's maps (0.25: 16 to 128) for quick runs.
 """
 
 from __future__ import annotations
@@ -39,17 +43,19 @@ CONFIGS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def _stage(layers: tuple[str, ...], in_chans: int, bn: bool) -> tuple[nn.Sequential, int]:
-    """One stage of Table 1 and its output channels: its layers, then the max pool."""
+def _stage(layers: tuple[str, ...], in_chans: int, bn: bool, width: float) -> tuple[nn.Sequential, int]:
+    """One stage of Table 1 and its output channels: its layers (``width`` times Table 1's
+    maps), then the max pool."""
     modules: list[nn.Module] = []
     chans = in_chans
     for layer in layers:
         if layer == "LRN":  # section 2.3: LRN with AlexNet's parameters, after the first ReLU
             modules.append(LocalResponseNorm())
             continue
-        kernel, width = layer.removeprefix("conv").split("-")
-        modules.append(ConvBnAct(chans, int(width), int(kernel), bn=bn))
-        chans = int(width)
+        kernel, maps = layer.removeprefix("conv").split("-")
+        out_chans = max(1, round(int(maps) * width))
+        modules.append(ConvBnAct(chans, out_chans, int(kernel), bn=bn))
+        chans = out_chans
     modules.append(nn.MaxPool2d(2, 2))
     stage = nn.Sequential(*modules)
     stage.structure = ", ".join(layers) + ", maxpool"
@@ -120,31 +126,47 @@ class VGG(ImageClassifier):
         bn: batch norm after every convolution.
         hidden: width of fc6 and fc7 (4096 in the paper; smaller for quick tests).
         dropout: of the dropout after fc6 and fc7 (section 3.1: 0.5).
+        width: multiplies every convolution's maps (Table 1's 64 to 512), rounded; 1 is
+            the paper's.
+        cifar: the CIFAR-10 head: fc6 reads the 1x1 map the five poolings leave of a
+            32x32 image instead of the 7x7 map of a 224x224 one (512 inputs instead of
+            25,088; larger inputs are averaged down to 1x1), and fc6 and fc7 start
+            from He et al.'s initialisation (below).
 
-    Initialisation: He et al. (2015) for the convolutions, N(0, 0.01) for the FC
-    layers, zero biases. The paper trained A from N(0, 0.01) and started the
-    deeper nets from A's weights; it notes that random initialisation works with
-    Glorot's scheme, and He's (designed for ReLU) does too without the detour.
+    Initialisation: He et al. (2015, fan-out) for the convolutions, N(0, 0.01) for the
+    FC layers, zero biases. The paper (section 3.1) trained A from N(0, 10^-2 variance)
+    and started the deeper nets from A's weights; it notes that random initialisation
+    works with Glorot's scheme, and He's (designed for ReLU) does too without the
+    detour. With ``cifar``, fc6 and fc7 take He's fan-in scheme instead: a standard
+    deviation of 0.01 keeps a ReLU layer's output at the scale of its input only for
+    some 20,000 inputs (fc6 has 25,088 on ImageNet), and with 512 each of the two would
+    shrink the signal (and the gradient reaching the convolutions) about sixfold.
     """
 
     def __init__(self, *, stages: tuple[tuple[str, ...], ...], bn: bool, in_chans: int, num_classes: int,
-                 hidden: int = 4096, dropout: float = 0.5) -> None:
+                 hidden: int = 4096, dropout: float = 0.5, width: float = 1.0, cifar: bool = False) -> None:
         super().__init__(in_chans=in_chans, num_classes=num_classes)
+        if not width > 0:
+            raise CnnlabError(f"width must be positive (1 is the paper's), got {width}")
         chans = in_chans
         for i, layers in enumerate(stages, 1):
-            stage, chans = _stage(layers, chans, bn)
+            stage, chans = _stage(layers, chans, bn, width)
             self.add_stage(f"block{i}", stage)
         self.downsampling = 2 ** len(stages)
-        self.head: nn.Module = FullyConnectedHead(chans, 7, num_classes, hidden, dropout, dropout_before_fc6=False)
+        grid = 1 if cifar else 7  # the last map's side: 32 / 2^5 on CIFAR, 224 / 2^5 on ImageNet
+        self.head: nn.Module = FullyConnectedHead(chans, grid, num_classes, hidden, dropout, dropout_before_fc6=False)
         he_init(self)
+        if cifar:
+            for fc in (self.head.fc6, self.head.fc7):
+                nn.init.kaiming_normal_(fc.weight, mode="fan_in", nonlinearity="relu")
         self.head.reset(num_classes)
 
     def to_dense(self) -> VGG:
         """A copy with the FC layers turned into convolutions (section 3.2).
 
-        The copy takes any image of at least 224x224 and returns the class score
-        map averaged over its positions; ``copy.head.score_map(copy.forward_features(x))``
-        gives the map itself. At 224x224 its scores equal this model's.
+        The copy takes any image of at least 224x224 (32x32 with ``cifar``) and returns the
+        class score map averaged over its positions; ``copy.head.score_map(copy.forward_features(x))``
+        gives the map itself. At 224x224 (32x32 with ``cifar``) its scores equal this model's.
         """
         if not isinstance(self.head, FullyConnectedHead):
             raise CnnlabError("this VGG is already in its dense form")
@@ -154,9 +176,15 @@ class VGG(ImageClassifier):
         return dense
 
 
+_CIFAR_NOTE = ("For CIFAR-10 (not in the paper): cifar=True lets fc6 read the 1x1 map that the five poolings "
+               "leave of a 32x32 image, fc6 and fc7 He-initialised (recipes/vgg_cifar.yaml); width scales every "
+               "convolution's maps.")
+
+
 def _card(*, params: float, errors: dict[str, float], macs: float | None = None, source: str = "",
           notes: str = "") -> ModelCard:
-    return imagenet_card(VGG_PAPER, params=params, macs=macs, errors=errors, notes=notes,
+    return imagenet_card(VGG_PAPER, params=params, macs=macs, errors=errors,
+                         notes=f"{notes} {_CIFAR_NOTE}" if notes else _CIFAR_NOTE,
                          source="Table 2 (params); Table 3 (single scale, train S=256, test Q=256)" + source)
 
 

@@ -1,0 +1,118 @@
+"""VGG on CIFAR-10 (``cifar=True``, ``width``) and the vgg-depth study's analysis.
+
+The study's smoke run (figure, report) is in test_studies.py; these check the CIFAR
+form of the network and that the analysis gives the verdicts its numbers give.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.errors import CnnlabError
+from cnnlab.studies import get_study
+from cnnlab.studies.catalog import vgg_depth
+from cnnlab.studies.framework import Run, arm_config
+from cnnlab.studies.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+
+# Table 1, configuration D: (input maps, output maps) of each 3x3 convolution.
+TABLE_1_D = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+             (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+
+
+def _conv_params(layers: list[tuple[int, int]], width: float) -> int:
+    """Weights and biases of 3x3 convolutions with every map count but the image's times ``width``."""
+    scaled = [(c_in if c_in == 3 else int(c_in * width), int(c_out * width)) for c_in, c_out in layers]
+    return sum(9 * c_in * c_out + c_out for c_in, c_out in scaled)
+
+
+def _convs(model: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5, 0.25])
+def test_width_scales_every_convolution_of_table_1(width: float) -> None:
+    with torch.device("meta"):
+        model = cnnlab.create_model("vgg16", num_classes=10, cifar=True, hidden=512, width=width)
+    assert [(c.in_channels, c.out_channels) for c in _convs(model)][1:] == [
+        (int(a * width), int(b * width)) for a, b in TABLE_1_D[1:]]
+    features = _conv_params(TABLE_1_D, width)
+    head = (512 * width * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10)  # fc6 reads the 1x1 map
+    assert cnnlab.profile(model, 32).params == features + head
+    if width == 1.0:
+        assert features == 14_714_688  # VGG-16's convolutions, as every zoo counts them
+
+
+def test_the_cifar_form_classifies_a_32x32_batch_from_a_1x1_map() -> None:
+    torch.manual_seed(0)
+    model = cnnlab.create_model("vgg19", num_classes=10, cifar=True, hidden=32, width=0.125).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert model.forward_features(x).shape == (2, 64, 1, 1)
+        assert model(x).shape == (2, 10)
+        dense = model.to_dense()  # fc6 becomes a 1x1 convolution: the same scores at 32x32
+        torch.testing.assert_close(dense(x), model(x), rtol=1e-5, atol=1e-6)
+    assert model.head.fc6.in_features == 64
+
+
+def test_the_cifar_head_starts_from_he_and_the_default_from_the_papers_normal() -> None:
+    torch.manual_seed(0)
+    default = cnnlab.create_model("vgg11", num_classes=10, hidden=256)
+    cifar = cnnlab.create_model("vgg11", num_classes=10, hidden=256, cifar=True, width=0.25)
+    assert default.head.fc6.weight.std().item() == pytest.approx(0.01, rel=0.02)
+    assert cifar.head.fc6.weight.std().item() == pytest.approx((2 / 128) ** 0.5, rel=0.05)
+    assert cifar.head.fc7.weight.std().item() == pytest.approx((2 / 256) ** 0.5, rel=0.05)
+    assert cifar.head.fc8.weight.std().item() == pytest.approx(0.01, rel=0.1)
+
+
+def test_defaults_are_the_papers_network() -> None:
+    with torch.device("meta"):
+        model = cnnlab.create_model("vgg11")
+    assert model.head.fc6.in_features == 512 * 7 * 7 and model.head.fc6.out_features == 4096
+    assert [c.out_channels for c in _convs(model)] == [64, 128, 256, 256, 512, 512, 512, 512]
+    assert cnnlab.profile("vgg11").params == 132_863_336
+    torch.manual_seed(0)
+    implicit = cnnlab.create_model("vgg11_lrn", hidden=64).state_dict()
+    torch.manual_seed(0)
+    explicit = cnnlab.create_model("vgg11_lrn", hidden=64, width=1.0, cifar=False).state_dict()
+    assert all(torch.equal(implicit[k], explicit[k]) for k in implicit)
+
+
+@pytest.mark.parametrize("width", [0, -0.5])
+def test_a_width_that_is_not_positive_is_refused(width: float) -> None:
+    with pytest.raises(CnnlabError, match="width must be positive"):
+        cnnlab.create_model("vgg11", width=width)
+
+
+def test_every_arm_trains_the_cifar_form_at_its_modes_width() -> None:
+    study = get_study("vgg-depth")
+    for mode, width in (("fast", 0.25), ("paper", 1.0)):
+        for arm in study.arms_of(mode):
+            config = arm_config(study, arm, mode, 0)
+            assert config.model_kwargs == {"cifar": True, "hidden": 512, "width": width}
+            assert config.dataset == "cifar10" and config.optimizer["weight_decay"] == 5e-4
+
+
+def _runs(test: dict[str, tuple[float, float]], stuck: str) -> dict[str, list[Run]]:
+    """Two seeds' runs with these final test errors; the ``stuck`` arm's training error is at chance."""
+    def rows(arm: str, err: float) -> list[dict[str, float]]:
+        return [{"epoch": 1, "train_top1_err": 0.9 if arm == stuck else 0.3, "test_top1_err": err}]
+    return {arm: [Run(arm, seed, Path("."), "", rows(arm, err)) for seed, err in enumerate(errs)]
+            for arm, errs in test.items()}
+
+
+def test_the_analysis_gives_the_verdicts_its_numbers_give() -> None:
+    runs = _runs({"A": (0.30, 0.31), "A-LRN": (0.305, 0.305), "B": (0.28, 0.29), "C": (0.27, 0.28),
+                  "D": (0.25, 0.26), "E": (0.60, 0.62)}, stuck="E")
+    analysis = vgg_depth.analyse(runs, "fast")
+    verdicts = {c.claim.split(": ")[-1]: c.verdict for c in analysis.checks}
+    assert verdicts == {"test error of A - E": NOT_REPRODUCED, "test error of A - B": REPRODUCED,
+                        "test error of B - D": REPRODUCED, "test error of B - C": INCONCLUSIVE,
+                        "test error of C - D": REPRODUCED, "test error of A-LRN - A": INCONCLUSIVE}
+    notes = " ".join(analysis.notes)
+    assert "E stayed near chance" in notes and "does not improve" in notes
+    assert analysis.numbers["cost_32x32"]["E"]["macs"] > analysis.numbers["cost_32x32"]["A"]["macs"]
