@@ -15,19 +15,24 @@ auxiliary heads add 6.4M parameters); with the naive modules (``naive=True``)
 97.5M parameters and 12.6 GMACs. Every inception row matches Table 1's ops column
 within 1% except 5a (51M against the table's 54M); the 7x7 conv1 costs 118M where
 the table lists 34M, which is why the total is 1.58 G, not the paper's 1.5 G.
-BN-Inception: 11,285,224 parameters, 2.03 GMACs.
+BN-Inception: 11,285,224 parameters, 2.03 GMACs. Section 4.2.2's variants are options of
+BN-Inception (``bn=False``, ``activation="sigmoid"``); ``bn_inception_cifar`` is its scale-down
+for CIFAR-10, the network of the batch-norm case study.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead, ConvBnAct, he_init
 from cnnlab.layers.inception import AuxClassifier, Concat, chain, described, paper_average_pool
 from cnnlab.layers.lrn import LocalResponseNorm
 from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
 from cnnlab.models.base import InceptionNet
-from cnnlab.registry import ModelCard, Paper, imagenet_card, register_model
+from cnnlab.registry import ModelCard, Paper, cifar_card, imagenet_card, register_model
 
 GOOGLENET_PAPER = Paper("Szegedy et al.", 2015, "Going Deeper with Convolutions")
 BN_PAPER = Paper("Ioffe, Szegedy", 2015, "Batch Normalization: Accelerating Deep Network Training by Reducing "
@@ -154,29 +159,57 @@ BN_INCEPTION_MODULES: dict[str, tuple[int, int, int, int, int, str, int | None]]
 }
 
 
+# Section 4.2.2's variants: "Inception" is this network without BN, BN-x5-Sigmoid has sigmoids.
+ACTIVATIONS = ("relu", "sigmoid")
+
+
+def bn_unit(in_chans: int, out_chans: int, kernel_size: int, stride: int = 1, *, bn: bool = True,
+            activation: str = "relu") -> ConvBnAct:
+    """Figure 5's unit: convolution, BN on the nonlinearity's input (section 3.2), ReLU.
+
+    ``bn=False`` gives the convolution a bias instead (as GoogLeNet's); ``activation="sigmoid"``
+    is BN-x5-Sigmoid's nonlinearity. The layers keep their positions (conv, BN, activation),
+    so the default unit is the plain Conv-BN-ReLU.
+    """
+    unit = ConvBnAct(in_chans, out_chans, kernel_size, stride, bn=bn, act=activation == "relu")
+    if activation == "sigmoid":
+        unit.append(nn.Sigmoid())
+    return unit
+
+
+def check_variant(bn: bool, activation: str) -> None:
+    """Refuses options that are not one of section 4.2.2's variants."""
+    if not isinstance(bn, bool):
+        raise CnnlabError(f"bn must be True or False, got {bn!r}")
+    if activation not in ACTIVATIONS:
+        raise CnnlabError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
 def bn_inception_module(in_chans: int, widths: tuple[int, int, int, int, int, str, int | None],
-                        se_reduction: int | None, caffe_pools: bool = False) -> Concat:
+                        se_reduction: int | None, caffe_pools: bool = False, *, bn: bool = True,
+                        activation: str = "relu") -> Concat:
     """Figure 5's module: GoogLeNet's 5x5 branch becomes two 3x3 convolutions.
 
     The stride-2 modules (3c, 4e) drop the 1x1 branch, stride their last
     convolutions and pass the max pool through unprojected. Their pool is padded by
     1, which keeps its grid equal to the stride-2 convolutions'; ``caffe_pools``
     takes the released Caffe model's unpadded ceil-mode pool instead (same grid,
-    other windows), which its weights need.
+    other windows), which its weights need. ``bn`` and ``activation``: see :func:`bn_unit`.
     """
     c1, c3r, c3, d3r, d3, pool_kind, proj = widths
     stride = 1 if proj is not None else 2
+    unit = partial(bn_unit, bn=bn, activation=activation)
     if pool_kind == "avg":
         pool: nn.Module = nn.AvgPool2d(3, 1, 1)
     elif stride == 2 and caffe_pools:
         pool = nn.MaxPool2d(3, 2, ceil_mode=True)
     else:
         pool = nn.MaxPool2d(3, stride, 1)
-    branches: list[nn.Module] = [ConvBnAct(in_chans, c1, 1)] if c1 else []
+    branches: list[nn.Module] = [unit(in_chans, c1, 1)] if c1 else []
     branches += [
-        chain(ConvBnAct(in_chans, c3r, 1), ConvBnAct(c3r, c3, 3, stride)),
-        chain(ConvBnAct(in_chans, d3r, 1), ConvBnAct(d3r, d3, 3), ConvBnAct(d3, d3, 3, stride)),
-        chain(pool, ConvBnAct(in_chans, proj, 1)) if proj else pool,
+        chain(unit(in_chans, c3r, 1), unit(c3r, c3, 3, stride)),
+        chain(unit(in_chans, d3r, 1), unit(d3r, d3, 3), unit(d3, d3, 3, stride)),
+        chain(pool, unit(in_chans, proj, 1)) if proj else pool,
     ]
     out = c1 + c3 + d3 + (proj or in_chans)
     module = Concat(*branches, out_chans=out, se_reduction=se_reduction)
@@ -186,19 +219,65 @@ def bn_inception_module(in_chans: int, widths: tuple[int, int, int, int, int, st
     return described(module, text + ("; SE" if se_reduction else ""))
 
 
-def _bn_inception(*, in_chans: int, num_classes: int, se: bool = False, caffe_pools: bool = False) -> InceptionNet:
+def _inception_modules(stages: dict[str, nn.Module], chans: int, modules: dict, *, se: bool = False,
+                       caffe_pools: bool = False, bn: bool = True, activation: str = "relu") -> int:
+    """Appends Figure 5's modules (``modules``: name -> widths) to ``stages``; returns their output channels."""
+    for name, widths in modules.items():
+        stages[name] = bn_inception_module(chans, widths, SE_REDUCTION if se else None, caffe_pools, bn=bn,
+                                           activation=activation)
+        chans = stages[name].out_chans
+    return chans
+
+
+def _bn_inception_net(name: str, stages: dict[str, nn.Module], chans: int, *, in_chans: int, num_classes: int,
+                      bn: bool) -> InceptionNet:
+    # Section 4.2.1 removes dropout and LRN from the BN network.
+    model = InceptionNet(name=name, stages=stages, num_features=chans, in_chans=in_chans, num_classes=num_classes)
+    if not bn:
+        # Without BN nothing renormalises the activations: keep their scale forward, as GoogLeNet does.
+        he_init(model, mode="fan_in")
+    return model
+
+
+def _bn_inception(*, in_chans: int, num_classes: int, se: bool = False, caffe_pools: bool = False, bn: bool = True,
+                  activation: str = "relu") -> InceptionNet:
+    check_variant(bn, activation)
+    unit = partial(bn_unit, bn=bn, activation=activation)
     stages: dict[str, nn.Module] = {
-        "conv1": described(nn.Sequential(ConvBnAct(in_chans, 64, 7, 2), max_pool()), "7x7/2, 64; max pool 3x3/2"),
-        "conv2": described(nn.Sequential(ConvBnAct(64, 64, 1), ConvBnAct(64, 192, 3), max_pool()),
+        "conv1": described(nn.Sequential(unit(in_chans, 64, 7, 2), max_pool()), "7x7/2, 64; max pool 3x3/2"),
+        "conv2": described(nn.Sequential(unit(64, 64, 1), unit(64, 192, 3), max_pool()),
                            "1x1, 64; 3x3, 192; max pool 3x3/2"),
     }
-    chans = 192
-    for name, widths in BN_INCEPTION_MODULES.items():
-        stages[name] = bn_inception_module(chans, widths, SE_REDUCTION if se else None, caffe_pools)
-        chans = stages[name].out_chans
-    # Section 4.2.1 removes dropout and LRN from the BN network.
-    return InceptionNet(name="se_bn_inception" if se else "bn_inception", stages=stages, num_features=chans,
-                        in_chans=in_chans, num_classes=num_classes)
+    chans = _inception_modules(stages, 192, BN_INCEPTION_MODULES, se=se, caffe_pools=caffe_pools, bn=bn,
+                               activation=activation)
+    return _bn_inception_net("se_bn_inception" if se else "bn_inception", stages, chans, in_chans=in_chans,
+                             num_classes=num_classes, bn=bn)
+
+
+# The CIFAR-10 scale-down (the BN case study): every width of Figure 5 divided by 4 (they are all
+# multiples of 32, so the division is exact), and Figure 5's stem with its 7x7/2 conv1 made a
+# 3x3/1 one, which a 32x32 image can afford: 32 -> 16 -> 8 through the stem's two max pools, so
+# the ten modules run on 8x8 (3a-3c), 4x4 (4a-4e) and 2x2 (5a, 5b) grids where the paper's run
+# on 28, 14 and 7. On 16/8/4 grids (no second pool) the network costs 3.3 times as much, more
+# than the study's CPU budget allows.
+CIFAR_WIDTH_DIVISOR = 4
+BN_INCEPTION_CIFAR_MODULES = {
+    name: tuple(w // CIFAR_WIDTH_DIVISOR if isinstance(w, int) else w for w in widths)
+    for name, widths in BN_INCEPTION_MODULES.items()
+}
+
+
+def _bn_inception_cifar(*, in_chans: int, num_classes: int, bn: bool = True, activation: str = "relu") -> InceptionNet:
+    check_variant(bn, activation)
+    unit = partial(bn_unit, bn=bn, activation=activation)
+    c1, c2r, c2 = (w // CIFAR_WIDTH_DIVISOR for w in (64, 64, 192))
+    stages: dict[str, nn.Module] = {
+        "conv1": described(nn.Sequential(unit(in_chans, c1, 3), max_pool()), f"3x3, {c1}; max pool 3x3/2"),
+        "conv2": described(nn.Sequential(unit(c1, c2r, 1), unit(c2r, c2, 3), max_pool()),
+                           f"1x1, {c2r}; 3x3, {c2}; max pool 3x3/2"),
+    }
+    chans = _inception_modules(stages, c2, BN_INCEPTION_CIFAR_MODULES, bn=bn, activation=activation)
+    return _bn_inception_net("bn_inception_cifar", stages, chans, in_chans=in_chans, num_classes=num_classes, bn=bn)
 
 
 # --------------------------------------------------------------------------- builders
@@ -240,15 +319,42 @@ def googlenet(*, aux_logits: bool = True, naive: bool = False, bn: bool = False,
           "does not say what else it counts, so the card gives no params. No dropout, no LRN (removed in section "
           "4.2.1), no auxiliary heads; the first layer is a plain 7x7/2 conv. caffe_pools=True makes the "
           "pass-through pools of 3c and 4e the released Caffe model's (unpadded, ceil mode), which its weights "
-          "(Cadene's bninception) need",
+          "(Cadene's bninception) need. bn=False (biased convolutions) is section 4.2.2's \"Inception\", "
+          "activation='sigmoid' its BN-x5-Sigmoid",
 ))
-def bn_inception(*, caffe_pools: bool = False, **kwargs) -> InceptionNet:
+def bn_inception(*, caffe_pools: bool = False, bn: bool = True, activation: str = "relu", **kwargs) -> InceptionNet:
     """BN-Inception (Figure 5 of the BN paper): BN after every conv, 5x5 -> two 3x3.
 
     Args:
         caffe_pools: the released model's unpadded ceil-mode pools in 3c and 4e.
+        bn: False drops every BN and gives the convolutions biases: the network section
+            4.2.2 calls "Inception", initialised as GoogLeNet (He, fan_in). Dropout and
+            LRN, which section 4.2.1 removes from the BN network, are not put back.
+        activation: "relu", or "sigmoid" for section 4.2.2's BN-x5-Sigmoid.
     """
-    return _bn_inception(caffe_pools=caffe_pools, **kwargs)
+    return _bn_inception(caffe_pools=caffe_pools, bn=bn, activation=activation, **kwargs)
+
+
+@register_model(cifar_card(
+    BN_PAPER, params=None, macs=None, source="section 4.2.2, Figures 2 and 3 (the network scaled down for CIFAR-10)",
+    notes="a scale-down of Figure 5 for the batch-norm case study, not a network of the paper: the ten modules "
+          "in order (3a-3c, 4a-4e, 5a-5b) with every width divided by 4 (3a: 1x1 16; 1x1 16, 3x3 16; 1x1 16, "
+          "double 3x3 24; avg pool, 1x1 8; 5b outputs 256 channels, the paper's 1024) and Figure 5's stem with "
+          "its conv1 a 3x3/1 conv of 16 instead of 7x7/2 (then max pool 3x3/2; conv2 1x1 16, 3x3 48, max pool "
+          "3x3/2: 32 -> 16 -> 8), so the modules run on 8x8 (3a-3c), 4x4 (4a-4e) and 2x2 (5a, 5b) grids where "
+          "the paper's run on 28, 14 and 7; then global average pooling and the class layer, no dropout, LRN or "
+          "auxiliary heads. bn=False (biased convolutions, He fan_in init) is section 4.2.2's \"Inception\", "
+          "activation='sigmoid' its BN-x5-Sigmoid. The paper gives no counts for it: 647,434 parameters and "
+          "10.2M multiply-adds at 32x32, measured",
+))
+def bn_inception_cifar(*, bn: bool = True, activation: str = "relu", **kwargs) -> InceptionNet:
+    """BN-Inception scaled down for CIFAR-10 (the card says how), with section 4.2.2's variants.
+
+    Args:
+        bn: False drops every BN and gives the convolutions biases ("Inception").
+        activation: "relu", or "sigmoid" (BN-x5-Sigmoid).
+    """
+    return _bn_inception_cifar(bn=bn, activation=activation, **kwargs)
 
 
 @register_model(_card(

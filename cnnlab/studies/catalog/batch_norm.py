@@ -1,0 +1,149 @@
+"""Batch normalization, section 4.2.2 and Figures 2-3: BN-Inception reaches Inception's accuracy in far fewer steps.
+
+The network is BN-Inception scaled down for CIFAR-10 (``bn_inception_cifar``, its card
+says how); ``bn=False`` is the paper's "Inception", ``activation="sigmoid"`` its
+BN-x5-Sigmoid. The arms follow section 4.2.2: BN-Baseline only adds BN; BN-x5 and
+BN-x30 also take section 4.2.1's changes that are training settings here (the rate
+times 5 or 30, weight decay divided by 5, the rate's decay 6 times faster).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cnnlab.studies import plots
+from cnnlab.studies.framework import SMOKE, Analysis, Arm, Check, Mode, Run, Study
+from cnnlab.studies.measures import compare, epochs_to, epochs_to_or_length
+from cnnlab.train.config import load_recipe
+
+RECIPE = "inception_cifar"
+KEY = "test_top1_err"
+BASE_LR = load_recipe(RECIPE)["optimizer"]["lr"]  # chosen for the network without BN (the recipe says how)
+# Figure 3: steps (millions, batch 32) to Inception's best accuracy (72.2%), and each network's best.
+PAPER_STEPS = {"inception": 31.0, "bn-baseline": 13.3, "bn-x5": 2.1, "bn-x30": 2.7}
+PAPER_BEST = {"inception": 0.722, "bn-baseline": 0.727, "bn-x5": 0.730, "bn-x30": 0.748, "bn-x5-sigmoid": 0.698}
+PAPER_SIGMOID_FLOOR = 0.001  # "Inception with sigmoid never achieves better than 1/1000 accuracy"
+# Section 4.2.1 for BN-x5 and BN-x30: weight decay / 5, and the rate decayed 6 times faster
+# (the recipe's 4% every 3,120 steps becomes every 520).
+ACCELERATED = {"optimizer.weight_decay": 1e-4, "schedule.step_size": 520}
+NO_BN, SIGMOID = {"model_kwargs.bn": False}, {"model_kwargs.activation": "sigmoid"}
+LABELS = {"inception": "Inception", "bn-baseline": "BN-Baseline", "bn-x5": "BN-x5", "bn-x30": "BN-x30",
+          "bn-x5-sigmoid": "BN-x5-Sigmoid", "inception-sigmoid": "Inception-Sigmoid"}
+FAST_EPOCHS = 3
+
+MODES = {
+    "smoke": SMOKE,
+    "fast": Mode(seeds=2, minutes=22, config={"epochs": FAST_EPOCHS},
+                 note=f"{FAST_EPOCHS} epochs of CIFAR-10 (1,170 steps of 128; the paper: millions of steps of 32 on "
+                      "ImageNet), 2 seeds, evaluated every epoch"),
+    "paper": Mode(seeds=3, minutes=290, note="the recipe's 30 epochs (11,700 steps of 128), 3 seeds, evaluated every "
+                                             "epoch; ImageNet itself is out of reach"),
+}
+
+
+def best_error(run: Run) -> float:
+    return min(run.series(KEY)[1])
+
+
+def first_evaluation(run: Run, threshold: float) -> bool:
+    """Whether ``run`` was past ``threshold`` at its first evaluation: its epochs to it are then
+    only an upper bound (the evaluation grid's)."""
+    return epochs_to(run, KEY, threshold) == run.series(KEY)[0][0]
+
+
+def speedup_check(arm: str, epochs: dict[str, list[float]], capped: bool) -> Check:
+    """Inception's epochs to its best accuracy over ``arm``'s, against Figure 3's step ratio.
+
+    When ``arm`` passed the threshold at its first evaluation the ratio is a lower bound,
+    so a smaller effect than the paper's is inconclusive (measures.compare's ``lower_bound``).
+    """
+    label, paper = LABELS[arm], PAPER_STEPS["inception"] / PAPER_STEPS[arm]
+    args = (f"epochs to Inception's best accuracy: Inception / {label}",
+            f"{PAPER_STEPS['inception']}M / {PAPER_STEPS[arm]}M steps = x{paper:.1f} (Figure 3)",
+            (label, epochs[arm]), ("Inception", epochs["inception"]), paper)
+    shown = compare(*args, ratio=True, fmt=lambda v: f"{v:.2f} epochs")
+    if not capped:
+        return shown
+    verdict = compare(*args, ratio=True, lower_bound=True).verdict
+    return replace(shown, measured=f"{shown.measured} ({label}: at most, past it at its first evaluation)",
+                   verdict=verdict)
+
+
+def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
+    errors = {arm: [best_error(r) for r in arm_runs] for arm, arm_runs in runs.items()}
+    accuracy = {arm: [1 - e for e in values] for arm, values in errors.items()}
+    # Figure 3's target is Inception's best accuracy; with several seeds, the worst seed's best,
+    # which every Inception run reached.
+    threshold = max(errors["inception"])
+    epochs = {arm: [epochs_to_or_length(r, KEY, threshold) for r in arm_runs] for arm, arm_runs in runs.items()}
+    never = {arm: sum(epochs_to(r, KEY, threshold) is None for r in arm_runs) for arm, arm_runs in runs.items()}
+    capped = {arm: sum(first_evaluation(r, threshold) for r in arm_runs) for arm, arm_runs in runs.items()}
+    steps = {arm: [e * r.rows[-1]["step"] / r.rows[-1]["epoch"] for e, r in zip(epochs[arm], arm_runs)]
+             for arm, arm_runs in runs.items()}
+    checks = [speedup_check(arm, epochs, capped[arm] > 0) for arm in ("bn-baseline", "bn-x5", "bn-x30")]
+    checks += [
+        compare("best test accuracy: BN-x30 - BN-x5", f"{PAPER_BEST['bn-x30']:.1%} vs {PAPER_BEST['bn-x5']:.1%} "
+                "(Figure 3)", ("BN-x5", accuracy["bn-x5"]), ("BN-x30", accuracy["bn-x30"]),
+                PAPER_BEST["bn-x30"] - PAPER_BEST["bn-x5"]),
+        compare("best test accuracy: BN-x5-Sigmoid - Inception with sigmoid",
+                f"{PAPER_BEST['bn-x5-sigmoid']:.1%} vs at most {PAPER_SIGMOID_FLOOR:.1%} (section 4.2.2)",
+                ("Inception-Sigmoid", accuracy["inception-sigmoid"]), ("BN-x5-Sigmoid", accuracy["bn-x5-sigmoid"]),
+                PAPER_BEST["bn-x5-sigmoid"] - PAPER_SIGMOID_FLOOR),
+    ]
+
+    def draw(fig) -> None:
+        ax_curve, ax_steps, ax_best = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.6, 1, 1]})
+        plots.curves(ax_curve, runs, KEY, LABELS)
+        ax_curve.axhline(100 * threshold, color="k", linestyle="--", linewidth=1, label="Inception's best")
+        ax_curve.set_ylabel("test error (%)")
+        ax_curve.legend(fontsize=7)
+        plots.bars(ax_steps, {LABELS[a]: epochs[a] for a in PAPER_STEPS}, "epochs to Inception's best accuracy")
+        plots.bars(ax_best, {LABELS[a]: accuracy[a] for a in runs}, "best test accuracy (%)", scale=100)
+        fig.suptitle("BN paper Figures 2-3 on CIFAR-10: BN-Inception scaled down, with and without BN")
+
+    notes = [
+        f"Rates: Inception and BN-Baseline {BASE_LR}, BN-x5 {5 * BASE_LR:g}, BN-x30 {30 * BASE_LR:g} (SGD, momentum "
+        "0.9, batch 128; the paper: 0.0015, 0.0075 and 0.045 at batch 32). The base rate is the recipe's, chosen for "
+        "the network without BN (it trained at 0.03 and lost its way at 0.1 in short probes).",
+        "Section 4.2.1 applied to BN-x5, BN-x30 and BN-x5-Sigmoid: the higher rate, weight decay divided by 5 "
+        "(5e-4 -> 1e-4), the rate's decay 6 times faster. Not applicable: dropout and LRN (the network has neither, "
+        "so this Inception lacks the original's 40% dropout, which would only slow it), shuffling (every arm "
+        "reshuffles every epoch), photometric distortions (none; every arm gets the same crops and flips).",
+        "Evaluations come at epoch ends (390 steps): the Trainer cannot evaluate within an epoch, so the epochs to "
+        "the target are interpolated linearly between them; an arm already past it at its first evaluation has "
+        "at most 1 epoch, and its ratio to Inception is then a lower bound.",
+        "Chance on CIFAR-10 is 10% (the paper's 1/1000). Inception-Sigmoid stops when an evaluation does not "
+        "improve (patience 1): it costs little when it does not train.",
+    ]
+    if mode != "paper":
+        notes.append(f"In {mode} mode the runs are short: a ratio can be at most the run's length over the first "
+                     "evaluation, far from Figure 3's x14, and the best accuracies are early-training ones, where "
+                     "the paper's BN-x30 overtakes BN-x5 only late (74.8% after 6M steps).")
+    if any(never.values()):
+        notes.append(f"Runs that never reached Inception's best (counted as their length): {never}.")
+    numbers = {"best_test_accuracy": accuracy, "inception_best_error": threshold, "epochs_to_inception_best": epochs,
+               "steps_to_inception_best": steps, "never_reached": never, "past_it_at_first_evaluation": capped,
+               "paper": {"steps_millions": PAPER_STEPS, "best_accuracy": PAPER_BEST}}
+    return Analysis(checks, numbers, draw, notes)
+
+
+STUDY = Study(
+    name="batch-norm",
+    title="Batch norm reaches Inception's accuracy in far fewer steps, at higher rates, even with sigmoids",
+    source="Ioffe & Szegedy 2015, Batch Normalization, sections 4.2.1-4.2.2, Figures 2 and 3",
+    quote="\"BN-x5 needs 14 times fewer steps than Inception to reach the 72.2% accuracy ... BN-x5-Sigmoid achieves "
+          "the accuracy of 69.8%. Without Batch Normalization, Inception with sigmoid never achieves better than "
+          "1/1000 accuracy\"",
+    arms=(
+        Arm("inception", "bn_inception_cifar", NO_BN, "Inception"),
+        Arm("bn-baseline", "bn_inception_cifar", {}, "BN-Baseline"),
+        Arm("bn-x5", "bn_inception_cifar", {"optimizer.lr": 5 * BASE_LR, **ACCELERATED}, "BN-x5"),
+        Arm("bn-x30", "bn_inception_cifar", {"optimizer.lr": 30 * BASE_LR, **ACCELERATED}, "BN-x30"),
+        Arm("bn-x5-sigmoid", "bn_inception_cifar", {"optimizer.lr": 5 * BASE_LR, **ACCELERATED, **SIGMOID},
+            "BN-x5-Sigmoid"),
+        Arm("inception-sigmoid", "bn_inception_cifar", {**NO_BN, **SIGMOID, "patience": 1}, "Inception-Sigmoid"),
+    ),
+    recipe=RECIPE,
+    modes=MODES,
+    analyse=analyse,
+)
