@@ -175,6 +175,18 @@ def test_missing_words_get_uniform_vectors_with_the_pretrained_variance():
     assert float(missing.var()) == pytest.approx(float(pretrained.vectors.var()), rel=0.1)
 
 
+def test_a_cased_word_takes_its_lower_cased_vector():
+    # GloVe 6B is lower-cased and TREC keeps case: "What" must get the vector of "what".
+    pretrained = KeyedVectors(["what", "city", "Paris"], torch.arange(6.0).view(3, 2))
+    matrix, found = embedding_matrix(["<pad>", "What", "what", "Paris", "PARIS", "Xyz"], pretrained,
+                                     generator=torch.Generator().manual_seed(0))
+    assert found == 3  # What (as what), what, Paris; PARIS finds no "paris" and is drawn at random
+    torch.testing.assert_close(matrix[1], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(matrix[2], matrix[1])
+    torch.testing.assert_close(matrix[3], torch.tensor([4.0, 5.0]))
+    assert not torch.equal(matrix[4], matrix[3])
+
+
 def _toy_data_dir(root, n: int = 240):
     """A two-file sentence set laid out as MR's: the cue word decides the label."""
     rng = np.random.default_rng(0)
