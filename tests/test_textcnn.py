@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cnnlab import create_model
+from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassicDropout
 from cnnlab.models.textcnn import TextCNN
 from cnnlab.text.task import TextOptions, collate, epoch_batches, kim_fixed_batches
@@ -242,6 +243,20 @@ def test_static_run_takes_the_dimension_of_the_vectors(tmp_path):
     meta = load_checkpoint(tmp_path / "run" / "fold-1").meta
     assert meta["model"]["kwargs"]["embed_dim"] == 12
     assert meta["task"]["words_with_vectors"] == 3
+
+
+def test_a_relative_vectors_path_is_read_from_the_data_folder(tmp_path, monkeypatch):
+    data = _toy_data_dir(tmp_path / "data", 120)
+    (data / "vectors").mkdir()
+    KeyedVectors(["good", "bad"], torch.randn(2, 6)).save_word2vec_format(data / "vectors" / "v.txt")
+    monkeypatch.chdir(tmp_path)  # the working directory holds no vectors/v.txt
+    config = _config(data, folds=2, epochs=1, **{
+        "model_kwargs.variant": "static", "task.vectors": "vectors/v.txt", "model_kwargs.maps": 4})
+    cross_validate(config, tmp_path / "run", max_folds=1, stream=io.StringIO())
+    assert load_checkpoint(tmp_path / "run" / "fold-1").meta["model"]["kwargs"]["embed_dim"] == 6
+    missing = _config(data, folds=2, epochs=1, **{"model_kwargs.variant": "static", "task.vectors": "none.txt"})
+    with pytest.raises(CnnlabError, match="vectors file none.txt not found"):
+        cross_validate(missing, tmp_path / "run2", max_folds=1, stream=io.StringIO())
 
 
 def test_shuffled_batches_partition_the_training_set_every_epoch():

@@ -20,6 +20,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -49,7 +50,8 @@ class TextOptions:
 
     Attributes:
         vectors: pre-trained vectors (word2vec text or binary format), needed by every
-            variant but ``rand``.
+            variant but ``rand``; a relative path not found in the working directory is
+            read from the data folder (``--data-dir``, ``$CNNLAB_DATA``), as the datasets are.
         tokenize: ``kim`` (Kim's re-tokenisation) or ``split`` (the files' own tokens).
         batching: ``shuffle`` (reshuffle every epoch) or ``kim`` (Kim's code: the
             training set topped up with random repeats to a multiple of the batch size,
@@ -169,7 +171,13 @@ class TextClassification(Task):
             raise CnnlabError(f"variant {variant!r} needs pre-trained vectors: give --vectors FILE")
         from cnnlab.text.vectors import KeyedVectors
 
-        return KeyedVectors.load_word2vec_format(self.options.vectors, binary=None)
+        path = Path(self.options.vectors).expanduser()
+        if not path.is_absolute() and not path.exists():  # a file of the data folder, as the datasets are
+            path = data_root(self.config.data_dir) / path
+        if not path.is_file():
+            raise CnnlabError(f"vectors file {self.options.vectors} not found (in the working directory or in the "
+                              f"data folder {data_root(self.config.data_dir)})")
+        return KeyedVectors.load_word2vec_format(str(path), binary=None)
 
     def build_model(self) -> nn.Module:
         # Each fold its own initialisation, as the per-fold seed (seed + fold) of the earlier runs.

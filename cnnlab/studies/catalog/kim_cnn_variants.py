@@ -33,7 +33,6 @@ import json
 import statistics
 from dataclasses import dataclass
 
-from cnnlab.data.dataset import data_root
 from cnnlab.models.textcnn import KIM_TABLE2
 from cnnlab.studies.framework import Analysis, Arm, Check, Mode, Run, Study
 from cnnlab.studies.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, difference, verdict_of_difference
@@ -43,7 +42,9 @@ NAMES = {"mr": "MR", "sst2": "SST-2", "subj": "Subj", "trec": "TREC", "cr": "CR"
 CV_DATASETS = ("mr", "subj", "cr", "mpqa")  # Kim: 10-fold cross-validation; the others have a test set
 FOLDS = 10
 VARIANTS = ("rand", "static", "non-static", "multichannel")
-VECTORS = (data_root(None) / "glove-6b-50d" / "glove.6B.50d.bin").resolve()
+# Relative: the text task reads it from the data folder, so the runs' names and commands are
+# the same on every machine.
+VECTORS = "glove-6b-50d/glove.6B.50d.bin"
 DIM = 50  # GloVe 6B 50-d; CNN-rand gets the same
 TIE = 0.01  # "about as good": within 1 point (Kim's own multichannel - best single: -1.4 to +0.9 points)
 
@@ -62,7 +63,7 @@ class Cell:
 
     def arm(self) -> Arm:
         config = {"dataset": self.dataset, "model_kwargs.variant": self.variant}
-        config.update({"model_kwargs.embed_dim": DIM} if self.variant == "rand" else {"task.vectors": str(VECTORS)})
+        config.update({"model_kwargs.embed_dim": DIM} if self.variant == "rand" else {"task.vectors": VECTORS})
         if self.fold:
             config.update(folds=FOLDS, fold=self.fold)
         fold = f", fold {self.fold}" if self.fold else ""
