@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 # atomic_write's temporaries: ".<target name>.<8 random characters of mkstemp>.tmp".
 _TEMP_SUFFIX = ".tmp"
@@ -50,6 +52,15 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` through :func:`atomic_open`."""
     with atomic_open(path) as out:
         out.write(data)
+
+
+def atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """A CSV file of ``rows`` under a ``columns`` header, written atomically (a run's metrics.csv)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, text.getvalue().encode())
 
 
 def remove_stale_temporaries(folder: str | Path, *, min_age_s: float = 0.0) -> list[Path]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 import platform
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write
+from cnnlab.files import atomic_write, atomic_write_csv
 from cnnlab.studies.verdicts import DIFFERENCE_RULE, VALUE_RULE, VERDICTS
 
 MODES = ("smoke", "fast", "paper")
@@ -267,12 +266,7 @@ def _read_rows(run_dir: Path) -> list[dict[str, float]]:
 def write_rows(run_dir: Path, rows: Sequence[Mapping[str, float]]) -> None:
     """A study's own trainer's ``metrics.csv``, as the Trainer writes it: a header, one row per
     epoch (numbers), written atomically."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(run_dir / "metrics.csv", text.getvalue().encode())
+    atomic_write_csv(run_dir / "metrics.csv", list(dict.fromkeys(key for row in rows for key in row)), rows)
 
 
 def _train_own(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, resume: bool) -> Run:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 from typing import Any
 
-from cnnlab.files import atomic_write
+from cnnlab.files import atomic_write_csv
 
 
 def format_metrics(row: dict[str, Any], columns: tuple[str, ...]) -> str:
@@ -47,11 +46,7 @@ class RunLog:
             return list(csv.DictReader(f))
 
     def _write_csv(self) -> None:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=self.columns)
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write(self.csv_path, text.getvalue().encode())
+        atomic_write_csv(self.csv_path, self.columns, self.rows)
 
     def log_epoch(self, row: dict[str, Any]) -> None:
         """Appends one epoch's row to every output and redraws the curves."""

@@ -122,9 +122,9 @@ def measured(diffs: dict[str, float]) -> str:
     return f"mean {points(effect)} points over {len(diffs)} datasets (noise {100 * noise:.2f}): {rows}"
 
 
-def better(claim: str, table: dict[str, dict[str, list[float]]], high: str, low: str) -> Check:
-    """Claim: ``high`` beats ``low``; judged by the difference rule on the per-dataset differences."""
-    diffs = per_dataset(table, high, low)
+def better(claim: str, diffs: dict[str, float], high: str, low: str) -> Check:
+    """Claim: ``high`` beats ``low``; judged by the difference rule on the per-dataset differences
+    ``diffs`` (:func:`per_dataset`)."""
     kim = kim_difference(high, low, list(diffs))
     paper_effect = statistics.fmean(kim.values())
     paper = f"mean {points(paper_effect)} points over the same datasets (Table 2)"
@@ -175,15 +175,13 @@ INVESTIGATION = (
 
 def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
     table = accuracies(runs)
-    checks = [better("pre-trained beat random vectors: CNN-static - CNN-rand", table, "static", "rand"),
-              better("pre-trained beat random vectors: CNN-non-static - CNN-rand", table, "non-static", "rand"),
-              better("fine-tuning helps: CNN-non-static - CNN-static", table, "non-static", "static")]
-    tie, tie_diffs, kim_tie = as_good(table)
+    claims = {"static - rand": ("pre-trained beat random vectors: CNN-static - CNN-rand", "static", "rand"),
+              "non-static - rand": ("pre-trained beat random vectors: CNN-non-static - CNN-rand", "non-static", "rand"),
+              "non-static - static": ("fine-tuning helps: CNN-non-static - CNN-static", "non-static", "static")}
+    differences = {name: per_dataset(table, high, low) for name, (_, high, low) in claims.items()}
+    checks = [better(claim, differences[name], high, low) for name, (claim, high, low) in claims.items()]
+    tie, differences["multichannel - better single"], kim_tie = as_good(table)
     checks.append(tie)
-    differences = {"static - rand": per_dataset(table, "static", "rand"),
-                   "non-static - rand": per_dataset(table, "non-static", "rand"),
-                   "non-static - static": per_dataset(table, "non-static", "static"),
-                   "multichannel - better single": tie_diffs}
     coverage = vector_coverage(runs)
 
     def draw(fig) -> None:
@@ -192,10 +190,8 @@ def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
                 {v: {d: KIM_TABLE2[v][d] for d in table} for v in VARIANTS}, "test accuracy (%)")
         ax_acc.set_ylim(min(100 * min(min(x) for x in t.values()) for t in table.values()) - 5, 100)
         ax_acc.set_title("ours (bars, GloVe 50-d) and Kim's (x, word2vec 300-d)")
-        kim_diffs = {"static - rand": kim_difference("static", "rand", list(table)),
-                     "non-static - rand": kim_difference("non-static", "rand", list(table)),
-                     "non-static - static": kim_difference("non-static", "static", list(table)),
-                     "multichannel - better single": kim_tie}
+        kim_diffs = {name: kim_difference(high, low, list(table)) for name, (_, high, low) in claims.items()}
+        kim_diffs["multichannel - better single"] = kim_tie
         grouped(ax_diff, {c: {d: 100 * v for d, v in differences[c].items()} for c in kim_diffs},
                 {c: {d: 100 * v for d, v in kim_diffs[c].items()} for c in kim_diffs}, "difference (points)")
         ax_diff.axhline(0, color="k", linewidth=0.8)
