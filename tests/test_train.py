@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 import torch.nn.functional as F
 
 from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, build_optimizer, classification_loss
 from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.config import apply_override, input_pipeline, load_recipe, resolve_config
+import cnnlab.train.config
+from cnnlab.train.config import apply_override, input_pipeline, load_recipe, resolve_config, resolve_precision
 from cnnlab.train.distributed import DistContext
 from cnnlab.train.classification import epoch_batches
 
@@ -120,6 +122,29 @@ def test_overrides_reach_into_the_recipe_and_unknown_keys_fail() -> None:
         apply_override({}, "lr")
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(model="resnet20", precision="fp8")
+
+
+def test_precision_auto_is_bf16_with_channels_last_where_native_and_a_resume_keeps_it(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    config = TrainConfig(model="resnet20")
+    assert config.precision == "auto", "the fast path is the default"
+    for native, expected in ((True, ("bf16", True)), (False, ("fp32", False))):
+        monkeypatch.setattr(cnnlab.train.config, "native_bf16", lambda device, native=native: native)
+        concrete = resolve_precision(config, "cpu")
+        assert (concrete.precision, concrete.channels_last) == expected
+    explicit = TrainConfig(model="resnet20", precision="bf16")
+    assert resolve_precision(explicit, "cpu") == explicit, "an explicit precision is kept as it is"
+    # A run records its choice; resumed where the choice would differ, it computes as it began.
+    run = TrainConfig(model="resnet20", dataset="digits", max_steps=1, batch_size=16)
+    monkeypatch.setattr(cnnlab.train.config, "native_bf16", lambda device: True)
+    Trainer(run, tmp_path).fit()
+    begun = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert (begun["precision"], begun["channels_last"]) == ("bf16", True)
+    monkeypatch.setattr(cnnlab.train.config, "native_bf16", lambda device: False)
+    resumed = Trainer(TrainConfig(model="resnet20", dataset="digits", max_steps=2, batch_size=16), tmp_path,
+                      resume=True)
+    assert (resumed.config.precision, resumed.config.channels_last) == ("bf16", True)
+    assert resumed.fit().step == 2
 
 
 def test_non_finite_loss_stops_at_that_step_and_keeps_the_checkpoint(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.hardware import native_bf16
 from cnnlab.models.unet import DEPTH
 
 _GRID = 2**DEPTH
@@ -134,27 +135,18 @@ def choose_tile(model: nn.Module, height: int, width: int, *, memory_budget: int
 
 
 def inference_precision(device: torch.device | str, precision: str = "auto") -> str:
-    """``"bf16"`` or ``"fp32"``: the one place that decides how U-Net inference computes.
+    """``"bf16"`` or ``"fp32"``: how U-Net inference computes.
 
-    ``"auto"`` is bf16 on processors with bf16 arithmetic, where bf16 autocast with
-    channels_last activations ran the paper's U-Net in 0.40-0.45 x the fp32 time
-    (benchmarks/unet_results.md): x86 CPUs with AVX512-BF16 or AMX (as PyTorch's
-    cpuinfo reports them), CUDA GPUs that support bf16. Elsewhere bf16 is emulated
-    and slower, so fp32. ``"fp32"`` and ``"bf16"`` force one.
+    ``"auto"`` is bf16 where the device has bf16 arithmetic
+    (:func:`cnnlab.hardware.native_bf16`), where bf16 autocast with channels_last
+    activations ran the paper's U-Net in 0.60 x the fp32 time (benchmarks/unet_results.md);
+    fp32 elsewhere. ``"fp32"`` and ``"bf16"`` force one.
     """
     if precision not in PRECISIONS:
         raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if kind == "cpu":
-        # Private but stable helpers of torch.cpu (since 2.1); missing ones count as no.
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        if any(getattr(torch.cpu, name, lambda: False)() for name in checks):
-            return "bf16"
-    return "fp32"
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 @contextlib.contextmanager

@@ -65,6 +65,6 @@ def densenet_cifar_modes(fast_minutes: float, paper_minutes: float) -> dict[str,
                      note=f"{DENSENET_FAST_STEPS} steps of 64 images (0.38 of an epoch; the paper: 300 epochs) with "
                           "the paper's schedule compressed into them, bf16 and channels_last, 1 seed"),
         "paper": Mode(seeds=2, minutes=paper_minutes, config={"eval_every": 10},
-                      note="the paper's recipe (300 epochs of 64, fp32), 2 seeds (the paper: one run a model), "
+                      note="the paper's recipe (300 epochs of 64; precision auto), 2 seeds (the paper: one run a model), "
                            "meant for a GPU"),
     }

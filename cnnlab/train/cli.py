@@ -190,7 +190,9 @@ def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = Non
     p.add_argument("--lr", type=float, help="base learning rate")
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default): bf16 autocast + channels_last where the device computes bf16 natively, "
+                        "else fp32")
     p.add_argument("--channels-last", action="store_true", help="NHWC activations")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels only")

@@ -39,7 +39,7 @@ from cnnlab.train.checkpoint import (
     save_checkpoint,
     unpack_optimizer,
 )
-from cnnlab.train.config import TrainConfig, config_changes
+from cnnlab.train.config import TrainConfig, config_changes, resolve_precision
 from cnnlab.train.distributed import init_distributed, wrap_model
 from cnnlab.train.finetune import load_initial_weights, read_initial_weights
 from cnnlab.train.hybrid import HybridParallel
@@ -141,6 +141,11 @@ class Trainer:
         self.context, self.device = init_distributed(config.device)
         self._check_setup()
         self._check_run_dir(resume)  # before the data is read: a wrong --out is told at once
+        self.config = resolve_precision(config, self.device, self._begun_config() if resume else None)
+        if config.precision == "auto" and self.context.is_main:
+            layout = " + channels_last" if self.config.channels_last else ""
+            print(f"precision auto: {self.config.precision}{layout} on this {self.device.type}", file=self.stream)
+        config = self.config
         self.init = read_initial_weights(config.init_from) if config.init_from else None
         if self.init and self.init.model_kwargs:
             # The options the weights were built with (a release's stem pool, say); the user's win.
@@ -208,6 +213,15 @@ class Trainer:
             )
         if not resume:
             check_run_dir(self.run_dir, RUN_FILES)
+
+    def _begun_config(self) -> dict[str, Any] | None:
+        """The config a resumed run recorded when it began (its precision "auto" made
+        concrete), or None where config.yaml is missing or unreadable."""
+        try:
+            begun = yaml.safe_load((self.run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+        return begun if isinstance(begun, dict) else None
 
     def _prepare_run_dir(self, resume: bool) -> None:
         found = self._restore_newest(self.run_dir / "checkpoints") if resume else None
