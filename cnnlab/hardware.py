@@ -5,7 +5,7 @@ ask :func:`native_bf16`: bf16 autocast with channels_last activations where the
 device has bf16 arithmetic, fp32 elsewhere, where bf16 is emulated and slower.
 Measured on a 2-core Intel Xeon with AMX (benchmarks/throughput.md): ResNet-20's
 training step 2.1x and ResNet-50's 3.6x the fp32 speed; the U-Net's 512x512 slice
-0.60x the fp32 time (benchmarks/unet_results.md).
+0.22x the fp32 time (benchmarks/unet_results.md).
 """
 
 from __future__ import annotations

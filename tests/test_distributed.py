@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent(
 
     config = TrainConfig(model="tiny_ddp_net", dataset="digits", max_steps=6, batch_size=32,
                          optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
-                         normalize={"mean": [0.3], "std": [0.4]}, device="cpu")
+                         normalize={"mean": [0.3], "std": [0.4]}, device="cpu", precision="fp32")
     try:
         Trainer(config, sys.argv[1]).fit()
     finally:

@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent(
                          dense_batches=batches, optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9},
                          model_kwargs={"dropout": 0.0} if big else {}, eval_batch_size=400,
                          preprocess=[{"name": "resize", "size": 67}] if big else [],
-                         normalize={"mean": [0.3], "std": [0.4]}, device="cpu")
+                         normalize={"mean": [0.3], "std": [0.4]}, device="cpu", precision="fp32")
     try:
         trainer = Trainer(config, out, resume=resume == "resume")
         dense = sum(p.numel() for n, p in trainer.model.named_parameters() if n.startswith("head.fc"))

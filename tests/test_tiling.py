@@ -200,3 +200,15 @@ def test_bf16_stays_close_to_fp32(narrow_unet):
     assert 0 < diff.max() <= 0.05 and diff.mean() <= 0.005  # > 0: bf16 really ran
     with torch.autocast("cpu", dtype=torch.bfloat16):  # "fp32" is fp32 inside a caller's autocast too
         assert torch.equal(predict_tiled(narrow_unet, image, precision="fp32").softmax(1), fp32)
+
+
+def test_the_weights_follow_the_layout_of_the_batches(narrow_unet):
+    # bf16 runs NHWC batches through NHWC weights (2.6x faster than NCHW weights for the paper's
+    # U-Net, benchmarks/unet_results.md); fp32 puts them back, so its result never depends on history.
+    conv = [m for m in narrow_unet.modules() if isinstance(m, torch.nn.Conv2d)][1]  # 4 -> 4 channels, 3x3
+    image = torch.rand(1, 1, 40, 40)
+    fp32 = predict_tiled(narrow_unet, image, precision="fp32")
+    predict_tiled(narrow_unet, image, precision="bf16")
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    assert torch.equal(predict_tiled(narrow_unet, image, precision="fp32"), fp32)
+    assert conv.weight.is_contiguous()

@@ -139,7 +139,7 @@ def inference_precision(device: torch.device | str, precision: str = "auto") -> 
 
     ``"auto"`` is bf16 where the device has bf16 arithmetic
     (:func:`cnnlab.hardware.native_bf16`), where bf16 autocast with channels_last
-    activations ran the paper's U-Net in 0.60 x the fp32 time (benchmarks/unet_results.md);
+    activations ran the paper's U-Net in 0.22 x the fp32 time (benchmarks/unet_results.md);
     fp32 elsewhere. ``"fp32"`` and ``"bf16"`` force one.
     """
     if precision not in PRECISIONS:
@@ -179,8 +179,9 @@ def predict_tiled(
             pass, each for all N images (4 by default); with the automatic tile: tiles
             per pass (by default as many as fit ``memory_budget``, at least one).
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (see :func:`inference_precision`;
-            bf16 is autocast with channels_last batches); None computes as the caller
-            has set up (the Trainer's evaluation scores in the run's precision).
+            bf16 is autocast with channels_last batches, and puts the model's weights in
+            channels_last too, fp32 puts them back); None computes as the caller has set
+            up (the Trainer's evaluation scores in the run's precision).
         memory_budget: bytes of activations per forward pass for the automatic choice.
 
     Returns:
@@ -221,6 +222,11 @@ def predict_tiled(
         per_pass = max(1, memory_budget // (inputs[0] * inputs[1] * _bytes_per_input_pixel(model)))
     out: torch.Tensor | None = None
     with _computing_in(device, precision) as channels_last:
+        if precision is not None:
+            # The weights in the batches' layout (values unchanged): with NCHW weights and NHWC
+            # batches a 512x512 slice took 1.35 s in bf16, with both NHWC 0.52 s; and fp32
+            # gives the same bits whatever ran before (benchmarks/unet_results.md).
+            model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         for first in range(0, len(order), per_pass):
             chunk = order[first:first + per_pass]
             batch = torch.stack([padded[i, :, y:y + inputs[0], x:x + inputs[1]] for i, y, x in chunk]).to(device)

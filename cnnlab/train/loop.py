@@ -141,11 +141,8 @@ class Trainer:
         self.context, self.device = init_distributed(config.device)
         self._check_setup()
         self._check_run_dir(resume)  # before the data is read: a wrong --out is told at once
-        self.config = resolve_precision(config, self.device, self._begun_config() if resume else None)
-        if config.precision == "auto" and self.context.is_main:
-            layout = " + channels_last" if self.config.channels_last else ""
-            print(f"precision auto: {self.config.precision}{layout} on this {self.device.type}", file=self.stream)
-        config = self.config
+        automatic = config.precision == "auto"
+        self.config = config = resolve_precision(config, self.device, self._begun_config() if resume else None)
         self.init = read_initial_weights(config.init_from) if config.init_from else None
         if self.init and self.init.model_kwargs:
             # The options the weights were built with (a release's stem pool, say); the user's win.
@@ -173,6 +170,9 @@ class Trainer:
         self.last_path: Path | None = None
         self._prepare_run_dir(resume)
         net = self.hybrid if self.hybrid is not None else wrap_model(self.model, self.context, self.device)
+        if automatic and self.context.is_main:
+            layout = " + channels_last" if config.channels_last else ""
+            print(f"precision auto: {config.precision}{layout} on this {self.device.type}", file=self.stream)
         if config.compile and self.context.is_main:
             print("compiling the model with torch.compile: the first steps take longer (half a minute or more "
                   "on 2 CPU cores)", file=self.stream)
