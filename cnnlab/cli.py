@@ -18,6 +18,7 @@ import sys
 
 from cnnlab.analysis.tables import paper_profile, stream_models_table, summary_table
 from cnnlab.errors import CnnlabError
+from cnnlab.hardware import keep_freed_memory
 
 # Errors that are about the user's files, not about cnnlab's code.
 FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
+    keep_freed_memory()
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader (e.g. `| head`) stopped reading: not an error

@@ -3,7 +3,9 @@ non-finite-loss stop."""
 
 from __future__ import annotations
 
+import ctypes
 import math
+import platform
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,9 @@ import torch.nn.functional as F
 
 from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, build_optimizer, classification_loss
 from cnnlab.train.checkpoint import load_checkpoint
+import cnnlab.cli
 import cnnlab.train.config
+from cnnlab.hardware import keep_freed_memory
 from cnnlab.train.config import apply_override, input_pipeline, load_recipe, resolve_config, resolve_precision
 from cnnlab.train.distributed import DistContext
 from cnnlab.train.classification import epoch_batches
@@ -145,6 +149,29 @@ def test_precision_auto_is_bf16_with_channels_last_where_native_and_a_resume_kee
                       resume=True)
     assert (resumed.config.precision, resumed.config.channels_last) == ("bf16", True)
     assert resumed.fit().step == 2
+
+
+class _MallInfo2(ctypes.Structure):
+    # glibc's struct mallinfo2 (malloc.h, glibc 2.33+): hblkhd counts the bytes in mmapped blocks.
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def test_the_cnnlab_command_keeps_freed_memory_from_glibc_going_back_to_the_kernel(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(cnnlab.cli, "keep_freed_memory", lambda: calls.append(1))
+    assert cnnlab.cli.main(["models", "resnet20"]) == 0 and calls == [1]
+    monkeypatch.setenv("CNNLAB_KEEP_FREED_MEMORY", "0")
+    assert keep_freed_memory() is False, "the opt-out leaves the allocator alone"
+    monkeypatch.delenv("CNNLAB_KEEP_FREED_MEMORY")
+    libc = ctypes.CDLL(None)
+    if platform.libc_ver()[0] != "glibc" or not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc's malloc (2.33+) only")
+    assert keep_freed_memory() is True
+    libc.mallinfo2.restype = _MallInfo2
+    before = libc.mallinfo2().hblkhd
+    block = torch.empty(16 << 20, dtype=torch.uint8)  # an activation-sized block: 16 MiB
+    assert libc.mallinfo2().hblkhd - before < block.numel(), "served from the heap, not mmapped"
 
 
 def test_non_finite_loss_stops_at_that_step_and_keeps_the_checkpoint(tmp_path: Path) -> None:
