@@ -47,12 +47,13 @@ def keep_freed_memory() -> bool:
 
     By default glibc serves large blocks with mmap (above a threshold that starts at
     128 KiB) and trims the heap once 128 KiB of its top are free: every training step
-    gives its activations back to the kernel and page-faults them in again. On a 2-core Xeon, ResNet-20's fast recipe spent 10-20% of
-    its CPU time in the kernel and trained at 1,060-1,180 img/s; with both thresholds
-    raised, 1 s of kernel time in 2 epochs and 1,390-1,500 img/s, the same numbers to the
-    last digit (benchmarks/allocator.md). The process keeps its peak memory, as a training
-    run does anyway. The ``cnnlab`` command calls this once; ``CNNLAB_KEEP_FREED_MEMORY=0``
-    leaves the allocator alone. Returns whether the settings took (glibc on Linux only)."""
+    gives its activations back to the kernel and page-faults them in again. On a 2-core
+    Xeon, ResNet-20's fast recipe spent a sixth of its CPU time in the kernel and trained
+    at 1,130 img/s; with both thresholds raised, 1,485 img/s (1.31x) with the same losses
+    to the last digit (benchmarks/allocator.md). The process keeps the memory of its
+    largest step, as a training run needs anyway. The ``cnnlab`` command calls this
+    once; ``CNNLAB_KEEP_FREED_MEMORY=0`` leaves the allocator alone. Returns whether the
+    settings took (glibc on Linux only)."""
     if os.environ.get("CNNLAB_KEEP_FREED_MEMORY", "") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
