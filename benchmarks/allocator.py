@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnlab.studies.framework import machine
+
 VARIANTS = {"glibc default": "0", "keep freed memory": "1"}
 
 
@@ -47,7 +49,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per variant, alternating")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
-    print("load average before:", Path("/proc/loadavg").read_text().strip())
+    print("machine:", machine())
+    print("load average before:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     results: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
     with tempfile.TemporaryDirectory() as scratch:
         for run in range(args.runs):
@@ -55,15 +58,14 @@ def main() -> None:
                 row = train_once(keep, args.epochs, Path(scratch) / "run")
                 results[name].append(row)
                 print(f"run {run + 1} {name:18s} " + " ".join(f"{k} {v:.1f}" for k, v in row.items()), flush=True)
-    print("load average after:", Path("/proc/loadavg").read_text().strip())
-    base = statistics.median(r["img_per_s"] for r in results["glibc default"])
+    print("load average after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    medians = {name: {key: statistics.median(r[key] for r in rows) for key in rows[0]} for name, rows in results.items()}
+    base = medians["glibc default"]["img_per_s"]
     for name, rows in results.items():
-        summary = []
-        for key in rows[0]:
-            values = [r[key] for r in rows]
-            summary.append(f"{key} {statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})")
-        rate = statistics.median(r["img_per_s"] for r in rows)
-        print(f"{name:18s} median (min-max) over {len(rows)}: " + ", ".join(summary) + f"; img/s ratio {rate / base:.2f}")
+        summary = ", ".join(f"{key} {median:.1f} ({min(r[key] for r in rows):.1f}-{max(r[key] for r in rows):.1f})"
+                            for key, median in medians[name].items())
+        print(f"{name:18s} median (min-max) over {len(rows)}: {summary}; "
+              f"img/s ratio {medians[name]['img_per_s'] / base:.2f}")
 
 
 if __name__ == "__main__":
