@@ -15,7 +15,6 @@ import logging
 import os
 import pickle
 import struct
-import subprocess
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -66,16 +65,11 @@ def test_text_and_isbi_readers_use_the_one_data_root(tmp_path: Path, monkeypatch
     assert data_root() == tmp_path / "home" / ".cache" / "cnnlab"
 
 
-def test_the_word2vec_kernel_lives_in_the_one_cache(
-    private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from cnnlab.text import native
-
+def test_the_cache_is_one_folder(private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cache_root() == private_cache
-    assert native._cache_dir() == private_cache / "native"
     monkeypatch.delenv("CNNLAB_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert native._cache_dir() == cache_root() / "native" == tmp_path / ".cache" / "cnnlab" / "cache" / "native"
+    assert cache_root() == tmp_path / ".cache" / "cnnlab" / "cache"
 
 
 # --- word2vec files -------------------------------------------------------------------------------
@@ -322,76 +316,6 @@ def test_sentence_labels_out_of_range_are_refused_at_load(tmp_path: Path) -> Non
     (tmp_path / "sst2" / "stsa.binary.dev").write_text("-1 negative one\n")
     with pytest.raises(CnnlabError, match="stsa.binary.dev:1: label -1 is outside 0..1"):
         text_datasets.load_dataset("sst2", tmp_path)
-
-
-# --- the word2vec kernel cache -------------------------------------------------------------------
-
-PLANT = r"""
-#include <stdio.h>
-__attribute__((constructor)) static void planted(void) {
-    FILE *f = fopen("MARKER", "w");
-    if (f) { fputs("pwned", f); fclose(f); }
-}
-"""
-
-
-def _plant(library: Path, marker: Path, tmp_path: Path) -> None:
-    source = tmp_path / "plant.c"
-    source.write_text(PLANT.replace("MARKER", str(marker)))
-    library.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cc", "-shared", "-fPIC", str(source), "-o", str(library)], check=True)
-
-
-@pytest.fixture
-def fresh_kernel():
-    from cnnlab.text import native
-
-    try:
-        native._compiler()
-    except native.NativeUnavailable:
-        pytest.skip("no C compiler")
-    native.load_kernel.cache_clear()
-    yield native
-    native.load_kernel.cache_clear()
-
-
-def test_a_planted_kernel_library_is_never_loaded(fresh_kernel, tmp_path: Path) -> None:
-    native = fresh_kernel
-    library, marker = native.kernel_path(), tmp_path / "pwned"
-    _plant(library, marker, tmp_path)
-    kernel = native.load_kernel()  # no hash beside it: rebuilt over, not loaded
-    assert not marker.exists()
-    assert hasattr(kernel, "w2v_train_chunk")
-    recorded = (library.parent / (library.name + ".sha256")).read_text().strip()
-    assert hashlib.sha256(library.read_bytes()).hexdigest() == recorded
-    # Planted again, now with a hash that does not match it: rebuilt again.
-    native.load_kernel.cache_clear()
-    _plant(library, marker, tmp_path)
-    native.load_kernel()
-    assert not marker.exists()
-    assert hashlib.sha256(library.read_bytes()).hexdigest() == recorded
-
-
-@pytest.mark.parametrize("how", ["group-writable", "another owner"])
-def test_a_kernel_cache_others_can_write_is_not_used(fresh_kernel, tmp_path: Path, how: str) -> None:
-    native = fresh_kernel
-    library, marker = native.kernel_path(), tmp_path / "pwned"
-    _plant(library, marker, tmp_path)
-    # Even with a matching hash beside it, a folder someone else can change is not trusted.
-    atomic_write(library.parent / (library.name + ".sha256"), hashlib.sha256(library.read_bytes()).hexdigest().encode())
-    if how == "group-writable":
-        library.parent.chmod(0o775)
-        reason = "writable by group or others"
-    else:
-        if os.getuid() != 0:
-            pytest.skip("giving a folder to another user needs root")
-        os.chown(library.parent, 4242, -1)
-        reason = "belongs to another user"
-    with pytest.warns(UserWarning, match=reason):
-        kernel = native.load_kernel()
-    assert not marker.exists() and hasattr(kernel, "w2v_train_chunk")
-    # The planted file is left alone (it is not ours to delete); the kernel came from a private folder.
-    assert library.exists()
 
 
 # --- stale temporaries ---------------------------------------------------------------------------

@@ -65,8 +65,7 @@ def data_root(data_dir: str | Path | None = None) -> Path:
 def cache_root() -> Path:
     """The one cache folder: ``$CNNLAB_CACHE``, else ``~/.cache/cnnlab/cache``.
 
-    Decoded datasets live directly in it and the compiled word2vec kernel in its
-    ``native/`` child. Kept apart from :func:`data_root` because the data folder
-    may be read-only (a shared copy), while the cache must be writable.
+    Decoded datasets live directly in it. Kept apart from :func:`data_root` because
+    the data folder may be read-only (a shared copy), while the cache must be writable.
     """
     return Path(os.environ.get("CNNLAB_CACHE") or DEFAULT_ROOT / "cache").expanduser()

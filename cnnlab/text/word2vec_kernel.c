@@ -7,7 +7,7 @@
  * different chunks at once without locks, as the C tool's threads do; with one
  * thread a run is deterministic for a given seed.
  *
- * Built by cnnlab/text/native.py with the machine's C compiler and loaded
+ * Built by setup.py when cnnlab is installed, and loaded by cnnlab/text/native.py
  * with ctypes, which releases the GIL for the duration of a call.
  */
 #include <math.h>
@@ -40,6 +40,7 @@ typedef struct {
     int32_t cbow_mean;
     int32_t window;
     int32_t negative;
+    int32_t shrink_windows; /* draw each centre's window from 1..window (else the full window) */
 } Model;
 
 void w2v_init_tables(void) {
@@ -126,12 +127,18 @@ static float output_step(const Model *m, const float *h, int64_t target, float *
     return loss;
 }
 
+/* The C tool's dynamic window: a centre word sees 1..window words each side, uniformly. */
+static inline int64_t window_reach(const Model *m, uint64_t *state) {
+    uint64_t r = next_random(state);
+    return m->shrink_windows ? 1 + (int64_t)(r % (uint64_t)m->window) : m->window;
+}
+
 static float skipgram_sentence(const Model *m, const int32_t *words, int64_t n, float alpha, float *grad_h,
                                uint64_t *state, int64_t *pairs) {
     float loss = 0.0f;
     int64_t dim = m->dim;
     for (int64_t i = 0; i < n; i++) {
-        int64_t reach = 1 + (int64_t)(next_random(state) % (uint64_t)m->window);
+        int64_t reach = window_reach(m, state);
         int64_t first = i > reach ? i - reach : 0, last = i + reach < n - 1 ? i + reach : n - 1;
         for (int64_t j = first; j <= last; j++) {
             if (j == i) continue;
@@ -151,7 +158,7 @@ static float cbow_sentence(const Model *m, const int32_t *words, int64_t n, floa
     float loss = 0.0f;
     int64_t dim = m->dim;
     for (int64_t i = 0; i < n; i++) {
-        int64_t reach = 1 + (int64_t)(next_random(state) % (uint64_t)m->window);
+        int64_t reach = window_reach(m, state);
         int64_t first = i > reach ? i - reach : 0, last = i + reach < n - 1 ? i + reach : n - 1;
         int64_t count = last - first; /* the window less the centre */
         if (count == 0) continue;
@@ -173,15 +180,17 @@ static float cbow_sentence(const Model *m, const int32_t *words, int64_t n, floa
 
 /* Trains the sentences words[offsets[s] : offsets[s + 1]], s < n_sentences, at learning
  * rate alpha. Returns the summed loss; *pairs gets the (input, target) pairs trained,
- * or -1 if memory ran out. */
+ * or -1 if memory ran out, and *kept_words the words left by the sub-sampling (gensim's
+ * "effective words"). */
 double w2v_train_chunk(const Model *m, const int32_t *words, const int64_t *offsets, int64_t n_sentences,
-                       float alpha, uint64_t seed, int64_t *pairs) {
+                       float alpha, uint64_t seed, int64_t *pairs, int64_t *kept_words) {
     int64_t longest = 0;
     for (int64_t s = 0; s < n_sentences; s++)
         if (offsets[s + 1] - offsets[s] > longest) longest = offsets[s + 1] - offsets[s];
     int32_t *kept = malloc((longest + 1) * sizeof(int32_t));
     float *buffers = malloc(2 * m->dim * sizeof(float));
     *pairs = 0;
+    *kept_words = 0;
     if (kept == NULL || buffers == NULL) {
         free(kept);
         free(buffers);
@@ -194,6 +203,7 @@ double w2v_train_chunk(const Model *m, const int32_t *words, const int64_t *offs
         int64_t n = 0;
         for (int64_t i = offsets[s]; i < offsets[s + 1]; i++)
             if (uniform(&state) < m->keep_prob[words[i]]) kept[n++] = words[i];
+        *kept_words += n;
         if (m->sg)
             loss += skipgram_sentence(m, kept, n, alpha, buffers, &state, pairs);
         else

@@ -117,7 +117,7 @@ def train(arm: Arm, keys: Mapping[str, Any], seed: int, run_dir: Path) -> str:
     sentences = list(LineCorpus(corpus, lowercase=True))
     model = Word2Vec(seed=seed, **settings)
     model.build_vocab(sentences)
-    model.train(sentences)
+    model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
     model.save(run_dir / MODEL_FILE)
     rows, elapsed = [], 0.0
     for epoch, stats in enumerate(model.history, 1):
