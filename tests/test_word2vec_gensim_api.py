@@ -213,3 +213,27 @@ def test_save_takes_gensims_arguments_and_keeps_the_online_state(tmp_path):
     assert back.wv.index_to_key == model.wv.index_to_key
     assert torch.equal(back._keep_prob, model._keep_prob)  # after an update, not derivable from the counts
     assert back.corpus_total_words == model.corpus_total_words == 6
+
+
+def test_a_model_saved_before_online_learning_still_loads(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "w2v.safetensors"
+    model = Word2Vec(topic_corpus(60), vector_size=8, min_count=1, sample=0.01, seed=0, batch_words=48)
+    model.save(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(path)
+    del tensors["keep_prob"]  # the file as cnnlab wrote it before build_vocab(update=True)
+    save_file(tensors, path, metadata=meta)
+    assert torch.allclose(Word2Vec.load(path)._keep_prob, model._keep_prob)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shrink_windows_off_uses_the_whole_window(backend):
+    # 8-word sentences, window 3, no sub-sampling: 3+4+5+6+6+5+4+3 = 36 (context, centre) pairs each.
+    options = dict(vector_size=8, window=3, min_count=1, sample=0, epochs=1, sg=1, batch_words=48, backend=backend)
+    full = Word2Vec(topic_corpus(), shrink_windows=False, **options)
+    shrunk = Word2Vec(topic_corpus(), **options)
+    assert full.history[0].pairs == 400 * 36 > shrunk.history[0].pairs

@@ -16,7 +16,7 @@ installed (:mod:`cnnlab.text.native`), with ``workers`` threads training chunks 
 ``batch_words`` words at once without locks, as the C tool's threads do. Each
 chunk gets the learning rate of its place in the run, as in gensim.
 
-``torch`` (for GPUs, and the fallback where no C compiler is found) batches
+``torch`` (for GPUs, and the fallback where the kernel was not built) batches
 instead. For each chunk of about ``batch_words`` words the (input, target) pairs,
 the negatives and the tree paths are built with vectorised tensor operations, the
 gradients of the logistic losses are written by hand, and only the rows that were
@@ -519,7 +519,7 @@ class Word2Vec:
         self.alpha, self.min_alpha = start_alpha or self.alpha, end_alpha or self.min_alpha
         if self.vocab is None:
             raise CnnlabError("you must first build the vocabulary: call build_vocab(sentences) before train")
-        if total_examples is None and total_words is None:
+        if not total_examples and not total_words:
             raise CnnlabError("give total_examples or total_words, for the learning-rate schedule (after "
                               "build_vocab on the same corpus: total_examples=model.corpus_count)")
         if epochs is None or epochs < 1:
@@ -552,7 +552,8 @@ class Word2Vec:
             stats.seconds = time.perf_counter() - start
             self.history.append(stats)
             if self.progress:
-                self._show(epoch, stats, (epoch + 1) / self.epochs, self.min_alpha, end="\n")
+                self._show(epoch, stats, (epoch + 1) / self.epochs, self._alpha_at((epoch + 1) / self.epochs),
+                           end="\n")
             self._refresh_wv()
             for callback in callbacks:
                 callback.on_epoch_end(self)
@@ -575,9 +576,13 @@ class Word2Vec:
         for chunk in chunks:
             in_epoch = sentences / total_examples if total_examples else words / total_words
             fraction = (epoch + in_epoch) / self.epochs
-            yield chunk, max(self.min_alpha, self.alpha - (self.alpha - self.min_alpha) * fraction), fraction
+            yield chunk, self._alpha_at(fraction), fraction
             sentences += chunk.sentences
             words += chunk.raw_words
+
+    def _alpha_at(self, fraction: float) -> float:
+        """The learning rate when ``fraction`` of the run is done: linear from ``alpha`` to ``min_alpha``."""
+        return max(self.min_alpha, self.alpha - (self.alpha - self.min_alpha) * fraction)
 
     # -- using a trained model -----------------------------------------------------
 
@@ -775,7 +780,10 @@ class Word2Vec:
             raise CnnlabError(f"{path}: a word is not UTF-8; damaged file") from None
         except CnnlabError as err:  # the same word twice
             raise CnnlabError(f"{path}: {err}; damaged file") from None
-        self._keep_prob = tensor("keep_prob", torch.float32, (n,))
+        if "keep_prob" in tensors:
+            self._keep_prob = tensor("keep_prob", torch.float32, (n,))
+        else:  # written before online learning, when the counts alone set it
+            self._keep_prob = _keep_probabilities(counts, self.sample)
         self._prepare()
         dim, dev = self.vector_size, self.device
         self.syn0 = tensor("syn0", torch.float32, (n, dim)).to(dev)
