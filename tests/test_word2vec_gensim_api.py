@@ -237,3 +237,12 @@ def test_shrink_windows_off_uses_the_whole_window(backend):
     full = Word2Vec(topic_corpus(), shrink_windows=False, **options)
     shrunk = Word2Vec(topic_corpus(), **options)
     assert full.history[0].pairs == 400 * 36 > shrunk.history[0].pairs
+
+
+def test_the_constructor_passes_trim_rule_callbacks_and_compute_loss_on():
+    callback = EpochLoss()
+    model = Word2Vec(topic_corpus(), vector_size=8, min_count=1, epochs=2, batch_words=48, compute_loss=True,
+                     callbacks=[callback], trim_rule=lambda w, c, m: RULE_DISCARD if w == "animal5" else RULE_DEFAULT)
+    assert "animal5" not in model.wv and len(model.wv) == 11
+    assert callback.events == ["train_begin", "epoch_begin", "epoch_end", "epoch_begin", "epoch_end", "train_end"]
+    assert all(loss > 0 for loss in callback.losses) and model.get_latest_training_loss() == pytest.approx(sum(callback.losses))

@@ -63,6 +63,7 @@ from gensim.utils import keep_vocab_item, prune_vocab
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write
+from cnnlab.text.datasets import LineCorpus
 from cnnlab.text.native import ChunkTrainer, NativeUnavailable, load_kernel
 from cnnlab.text.vectors import KeyedVectors
 from cnnlab.text.vocab import Vocab
@@ -1024,8 +1025,6 @@ def _corpus(corpus_iterable: Corpus | None, corpus_file: str | os.PathLike | Non
     if (corpus_iterable is None) == (corpus_file is None):
         raise CnnlabError("give a corpus: sentences (corpus_iterable) or corpus_file, not both and not neither")
     if corpus_file is not None:
-        from cnnlab.text.datasets import LineCorpus
-
         return LineCorpus(corpus_file)
     if passes > 1 and iter(corpus_iterable) is corpus_iterable:
         raise TypeError(
