@@ -246,3 +246,19 @@ def test_the_constructor_passes_trim_rule_callbacks_and_compute_loss_on():
     assert "animal5" not in model.wv and len(model.wv) == 11
     assert callback.events == ["train_begin", "epoch_begin", "epoch_end", "epoch_begin", "epoch_end", "train_end"]
     assert all(loss > 0 for loss in callback.losses) and model.get_latest_training_loss() == pytest.approx(sum(callback.losses))
+
+
+def test_an_online_update_counts_and_samples_as_gensim():
+    sentences = list(LineSentence(LEE))
+    ours, theirs = Word2Vec(min_count=2, sample=1e-3), GensimWord2Vec(min_count=2, sample=1e-3)
+    for model in (ours, theirs):
+        model.build_vocab(sentences[:150])
+    old = len(ours.wv)
+    for model in (ours, theirs):
+        model.build_vocab(sentences[150:], update=True)
+    assert ours.wv.index_to_key[old:] == theirs.wv.index_to_key[old:]  # new words appended in first-seen order
+    words = theirs.wv.index_to_key
+    assert [ours.wv.get_vecattr(w, "count") for w in words] == [theirs.wv.get_vecattr(w, "count") for w in words]
+    keep = ours._keep_prob[[ours.wv.get_index(w) for w in words]].numpy()
+    assert np.allclose(keep, theirs.wv.expandos["sample_int"][[theirs.wv.get_index(w) for w in words]] / 2**32,
+                       atol=1e-6)
