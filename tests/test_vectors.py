@@ -80,7 +80,7 @@ def test_wv_is_the_models_memory_and_follows_training():
     wv = model.wv
     assert np.shares_memory(wv.vectors, model.syn0.numpy())
     before = wv.most_similar("animal0", topn=11)
-    model.train(corpus)
+    model.train(corpus, total_examples=model.corpus_count, epochs=model.epochs)
     assert model.wv is wv and wv.norms is None  # cached norms dropped: queries see the trained vectors
     assert wv.most_similar("animal0", topn=11) != before
 
