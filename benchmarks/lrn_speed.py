@@ -19,7 +19,6 @@ precision where the CPU has it) and in fp32. The medians of ``--repeats`` timed 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
@@ -27,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.layers import LocalResponseNorm
-from cnnlab.studies.framework import machine
+
+from bench import add_threads_option, begin, load
 
 # alexnet_cifar's two LRN inputs (recipes/alexnet_cifar.yaml's batch): (N, C, H, W).
 SHAPES = ((128, 32, 16, 16), (128, 32, 8, 8))
@@ -66,13 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="passes per timed run")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per layer (median reported)")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (torch's default if unset)")
+    add_threads_option(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print("machine:", machine())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("load average before:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    begin(args.threads)
     print("| input (N, C, H, W) | dtype | 3-D pool ms (median; runs) | running sum ms (median; runs) "
           "| ratio pool / running sum |")
     print("|---|---|---|---|---:|")
@@ -88,7 +84,7 @@ def main() -> None:
                 medians.append(statistics.median(times))
                 cells.append(f"{medians[-1] * 1e3:.3f}; " + ", ".join(f"{t * 1e3:.3f}" for t in times))
             print(f"| {shape} | {label} | {cells[0]} | {cells[1]} | {medians[0] / medians[1]:.2f} |", flush=True)
-    print("load average after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print("load average after:", load())
 
 
 if __name__ == "__main__":
