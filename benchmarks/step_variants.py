@@ -10,10 +10,12 @@ decay) on a synthetic batch already in memory, at the batch of
 - ``compile``: ``torch.compile(model)``, as the recipe's ``compile: true`` does today;
 - ``compile max-autotune``: ``mode="max-autotune-no-cudagraphs"``, which also benchmarks
   the inductor's own kernels for the matrix work (reported as failed where it fails);
-- ``compile + compiled autograd``: the backward pass traced as a graph of its own
-  (``torch._dynamo.config.compiled_autograd``), so batch norm's and ReLU's gradients and
-  the residual additions' accumulations can fuse as the forward's do; the profile
-  (``step_profile.md``) puts 56% of the eager step in those memory-bound passes;
+- ``compiled whole step``: ``torch.compile`` of the whole step function (forward, loss,
+  backward, update) with compiled autograd (``torch._dynamo.config.compiled_autograd``),
+  which traces the backward pass as a graph of its own, so batch norm's and ReLU's
+  gradients and the residual additions' accumulations can fuse as the forward's do, and
+  the update with them; the profile (``step_profile.md``) puts 56% of the eager step in
+  those memory-bound passes;
 - ``compile + compiled optimizer``: the SGD update compiled too (one fused pass over the
   parameters instead of the foreach kernels);
 - ``compile, batch x2``: twice the recipe's batch, whether larger tensors let the
@@ -33,11 +35,10 @@ counts a step) as a fraction of the bf16 peak.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,31 +55,25 @@ from throughput import matmul_peak
 RECIPE = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "resnet_cifar_fast.yaml").read_text())
 
 
-@contextlib.contextmanager
-def compiled_autograd(enabled: bool) -> Iterator[None]:
-    """The dynamo setting that traces the backward pass into a graph of its own, for the block."""
-    with torch._dynamo.config.patch(compiled_autograd=enabled):
-        yield
-
-
-# name -> (compile options or None for eager, compiled autograd, compiled optimizer, batch factor)
-VARIANTS: dict[str, tuple[dict[str, Any] | None, bool, bool, int]] = {
-    "eager": (None, False, False, 1),
-    "compile": ({}, False, False, 1),
-    "compile max-autotune": ({"mode": "max-autotune-no-cudagraphs"}, False, False, 1),
-    "compile + compiled autograd": ({}, True, False, 1),
-    "compile + compiled optimizer": ({}, False, True, 1),
-    "compile, batch x2": ({}, False, False, 2),
+# name -> (what is compiled: "nothing", "model", "model and optimizer" or "step"; the model's
+# torch.compile options; the batch as a multiple of the recipe's)
+VARIANTS: dict[str, tuple[str, dict[str, Any], int]] = {
+    "eager": ("nothing", {}, 1),
+    "compile": ("model", {}, 1),
+    "compile max-autotune": ("model", {"mode": "max-autotune-no-cudagraphs"}, 1),
+    "compiled whole step": ("step", {}, 1),
+    "compile + compiled optimizer": ("model and optimizer", {}, 1),
+    "compile, batch x2": ("model", {}, 2),
 }
 
 
-def make_step(options: dict[str, Any] | None, compiled_optimizer: bool, batch: int) -> Callable[[], None]:
-    """One training step of a fresh ResNet-20 (seeded) on a fixed synthetic batch."""
+def make_step(compiled: str, options: dict[str, Any], batch: int) -> Callable[[], None]:
+    """One training step of a fresh ResNet-20 (seeded) on a fixed synthetic batch, compiled as asked."""
     torch.manual_seed(0)
     model = create_model("resnet20", num_classes=10).to(memory_format=torch.channels_last).train()
-    net = model if options is None else torch.compile(model, **options)
+    net = torch.compile(model, **options) if compiled.startswith("model") else model
     optimizer = build_optimizer(model.parameters(), RECIPE["optimizer"])
-    update = torch.compile(optimizer.step) if compiled_optimizer else optimizer.step
+    update = torch.compile(optimizer.step) if compiled == "model and optimizer" else optimizer.step
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,))
 
@@ -89,7 +84,7 @@ def make_step(options: dict[str, Any] | None, compiled_optimizer: bool, batch: i
         loss.backward()
         update()
 
-    return step
+    return torch.compile(step) if compiled == "step" else step
 
 
 def measure(step: Callable[[], None], batch: int, steps: int, repeats: int, warmup: int) -> tuple[float, list[float]]:
@@ -125,12 +120,12 @@ def main() -> None:
     print("|---|---:|---:|---|---:|---:|---:|---:|")
     baseline = None
     for name in args.variants:
-        options, autograd, optimizer, factor = VARIANTS[name]
+        compiled, options, factor = VARIANTS[name]
         batch = RECIPE["batch_size"] * factor
         torch._dynamo.reset()
         try:
-            with compiled_autograd(autograd):
-                warm, rates = measure(make_step(options, optimizer, batch), batch, args.steps, args.repeats,
+            with torch._dynamo.config.patch(compiled_autograd=compiled == "step"):
+                warm, rates = measure(make_step(compiled, options, batch), batch, args.steps, args.repeats,
                                       args.warmup)
         except Exception as error:  # a variant the compiler cannot build here is a result, not an end
             print(f"| {name} | {batch} | failed: {type(error).__name__}: {str(error).splitlines()[0][:120]} "
