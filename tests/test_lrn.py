@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cnnlab.layers import LocalResponseNorm
 
@@ -30,6 +31,16 @@ def _within_by_formula(a: torch.Tensor, n: int, alpha: float, beta: float, k: fl
             window = a[..., max(0, y - n // 2): y + n // 2 + 1, max(0, x - n // 2): x + n // 2 + 1]
             b[..., y, x] = a[..., y, x] / (k + alpha * (window**2).sum((-2, -1))) ** beta
     return b
+
+
+def _across_by_pooling(a: torch.Tensor, n: int, groups: int = 1) -> torch.Tensor:
+    """The layer as it was before the running sum, the reference for it: the squares, zero-padded
+    along the channels of each group, averaged by a 3-D pool n channels deep and scaled back by n;
+    bf16 and fp16 inputs normalised in float32."""
+    work = a.float() if a.dtype in (torch.bfloat16, torch.float16) else a
+    padded = F.pad((work * work).unflatten(1, (groups, -1)), (0, 0, 0, 0, n // 2, n // 2))
+    total = F.avg_pool3d(padded, (n, 1, 1), stride=1).flatten(1, 2) * n
+    return (work * (K + ALPHA * total).pow(-BETA)).to(a.dtype)
 
 
 @pytest.fixture
@@ -99,3 +110,66 @@ def test_lrn_traces_with_torch_fx() -> None:
     lrn = LocalResponseNorm(groups=2)
     x = torch.randn(2, 8, 5, 5)
     assert torch.equal(torch.fx.symbolic_trace(lrn)(x), lrn(x))
+
+
+# The running-sum window against the pooled one, in float32: both sum the same few squares,
+# so they agree to float32's own tolerance (torch.testing's default: rtol 1.3e-6, atol 1e-5).
+@pytest.mark.parametrize("size", [1, 3, 5, 7])
+@pytest.mark.parametrize("channels, groups", [(1, 1), (2, 1), (3, 1), (4, 2), (7, 1), (12, 2), (96, 2)])
+def test_running_sum_matches_the_pooled_window(size: int, channels: int, groups: int) -> None:
+    torch.manual_seed(size * 100 + channels)
+    x = (torch.relu(torch.randn(2, channels, 4, 5)) * 30).requires_grad_()
+    reference = x.detach().clone().requires_grad_()
+    out, expected = LocalResponseNorm(size, groups=groups)(x), _across_by_pooling(reference, size, groups)
+    torch.testing.assert_close(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(x.grad, reference.grad)
+
+
+def test_edge_channels_sum_only_the_channels_that_exist() -> None:
+    # Channel 0's window of 5 holds channels 0..2, the last channel's the last three.
+    x = torch.arange(1.0, 8.0, dtype=torch.float64).reshape(1, 7, 1, 1) * 20
+    squares = x.flatten() ** 2
+    out = LocalResponseNorm()(x).flatten()
+    for i, window in ((0, squares[:3]), (1, squares[:4]), (5, squares[3:]), (6, squares[4:])):
+        torch.testing.assert_close(out[i], x.flatten()[i] / (K + ALPHA * window.sum()) ** BETA)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_fewer_channels_than_the_window_sum_them_all(channels: int) -> None:
+    # With at most half + 1 = 3 channels, every window of 5 covers all of them.
+    x = torch.rand(3, channels, 2, 2, dtype=torch.float64) * 50
+    total = (x * x).sum(1, keepdim=True)
+    torch.testing.assert_close(LocalResponseNorm(size=5)(x), x / (K + ALPHA * total) ** BETA)
+
+
+# bf16 in, bf16 out: both ways normalise in float32 and round once to bf16, so they may
+# differ by one rounding step of bf16's 8-bit significand: rtol 2^-7.
+@pytest.mark.parametrize("groups", [1, 2])
+def test_bf16_running_sum_matches_the_pooled_window_to_one_rounding(groups: int) -> None:
+    torch.manual_seed(groups)
+    x = (torch.relu(torch.randn(4, 32, 8, 8)) * 30).bfloat16().contiguous(memory_format=torch.channels_last)
+    out = LocalResponseNorm(groups=groups)(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, _across_by_pooling(x, N, groups), rtol=2**-7, atol=1e-3)
+
+
+def test_large_activations_stay_within_the_running_sums_bound() -> None:
+    # The difference of two running sums loses about float32's epsilon times the whole
+    # running sum; alpha scales that in the denominator and beta in the output: a relative
+    # error below beta * alpha * eps * sum over all channels / k. At activations in the
+    # thousands, as in a diverging run, that bound is a few parts in 10^4, and the sum dominates k.
+    torch.manual_seed(0)
+    exact = torch.relu(torch.randn(2, 96, 6, 6, dtype=torch.float64)) * 1000
+    expected = _across_by_formula(exact, N, ALPHA, BETA, K)
+    assert (expected / exact).nan_to_num(1.0).min() < 0.1 / K**BETA
+    bound = BETA * ALPHA * torch.finfo(torch.float32).eps * (exact**2).sum(1, keepdim=True) / K
+    error = (LocalResponseNorm()(exact.float()).double() - expected).abs()
+    assert (error <= bound * expected.abs() + 1e-6).all()
+    # float64 inputs run the sum in float64: the formula to float64's tolerance.
+    torch.testing.assert_close(LocalResponseNorm()(exact), expected)
+    # bf16 inputs: the running sum in float32, the output to bf16's own rounding.
+    low = LocalResponseNorm()(exact.bfloat16())
+    torch.testing.assert_close(low.double(), _across_by_formula(exact.bfloat16().double(), N, ALPHA, BETA, K),
+                               rtol=2**-7, atol=1e-3)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab import create_model
 from cnnlab.data import ImageDataset, Normalize
 from cnnlab.evaluate import (
     center_crop,
@@ -18,6 +19,8 @@ from cnnlab.evaluate import (
     topk_accuracy,
     topk_error,
 )
+from cnnlab.evaluate import inference
+from cnnlab.evaluate.inference import eval_precision, prepare_for_inference
 from cnnlab.evaluate.protocols import center_views, crops_144_views, multiscale_views, resize_shorter, ten_crop_views
 
 
@@ -244,3 +247,79 @@ def test_flip_averages_the_image_and_its_mirror() -> None:
     probs = center_and_mirror(left_looking, image)
     expected = (left_looking(image).softmax(1) + left_looking(image.flip(-1)).softmax(1)) / 2
     assert torch.allclose(probs.double(), expected, atol=1e-6) and PROTOCOLS["flip"] is center_and_mirror
+
+
+# --- evaluation in the training precision -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("native", "asked", "trained", "expected"), [
+    (True, "auto", "bf16", "bf16"),
+    (True, "auto", "fp16", "bf16"),
+    (True, "auto", "fp32", "fp32"),  # a run trained in fp32 is evaluated in fp32 unless asked
+    (True, "auto", None, "bf16"),  # no record of training: the device decides
+    (False, "auto", "bf16", "fp32"),  # bf16 would be emulated, and slower than fp32
+    (False, "bf16", "fp32", "bf16"),
+    (True, "fp32", "bf16", "fp32"),
+])
+def test_eval_precision_follows_the_run_and_the_device(monkeypatch: pytest.MonkeyPatch, native: bool, asked: str,
+                                                       trained: str | None, expected: str) -> None:
+    monkeypatch.setattr(inference, "native_bf16", lambda device: native)
+    assert eval_precision("cpu", asked, trained) == expected
+
+
+def test_unknown_precisions_are_refused() -> None:
+    with pytest.raises(ValueError, match="precision must be one of"):
+        eval_precision("cpu", "fp8")
+    with pytest.raises(ValueError, match="eval_precision resolves auto"):
+        prepare_for_inference(nn.Linear(2, 2), "cpu", "auto")
+
+
+@pytest.fixture(scope="module")
+def confident_resnet() -> nn.Module:
+    """A random ResNet-20 with batch-norm statistics of its own activations and a class layer
+    of unit-variance weights, so that its logits spread over several units, as a trained net's."""
+    torch.manual_seed(0)
+    model = create_model("resnet20", num_classes=10).train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(32, 3, 32, 32))
+        nn.init.normal_(model.get_classifier().weight, std=1.0)
+    return model.eval()
+
+
+def test_bf16_evaluation_agrees_with_fp32(confident_resnet: nn.Module) -> None:
+    # bf16 keeps 8 significant bits: across ResNet-20's 19 convolutions the logits move by
+    # a few percent of their spread. Stated tolerance: logits within 5% of their standard
+    # deviation, dense multi-scale probabilities within 0.02, and at least 90% of the
+    # predictions the same.
+    torch.manual_seed(1)
+    images = torch.randn(48, 3, 32, 32)
+    fp32 = prepare_for_inference(confident_resnet, "cpu", "fp32")
+    bf16 = prepare_for_inference(confident_resnet, "cpu", "bf16")
+    with torch.inference_mode():
+        exact, low = fp32(images), bf16(images)
+        assert low.dtype == torch.bfloat16
+        torch.testing.assert_close(low.float(), exact, rtol=0, atol=0.05 * exact.std().item())
+        assert (low.argmax(1) == exact.argmax(1)).float().mean() >= 0.9
+        geometry = {"scales": (24, 32, 40)}
+        probs, low_probs = multiscale_dense(fp32, images, **geometry), multiscale_dense(bf16, images, **geometry)
+    torch.testing.assert_close(low_probs, probs, rtol=0, atol=0.02)
+    assert (low_probs.argmax(1) == probs.argmax(1)).float().mean() >= 0.9
+
+
+def test_fp32_turns_off_an_autocast_the_caller_opened(confident_resnet: nn.Module) -> None:
+    images = torch.randn(4, 3, 32, 32)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert prepare_for_inference(confident_resnet, "cpu", "fp32")(images).dtype == torch.float32
+
+
+def test_compiled_evaluation_matches_eager() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 5))
+    images = torch.randn(6, 3, 12, 12)
+    with torch.inference_mode():
+        eager = prepare_for_inference(model, "cpu", "bf16")(images)
+        compiled = prepare_for_inference(model, "cpu", "bf16", compile=True)(images)
+    # The same bf16 arithmetic, fused differently: within two bf16 rounding steps.
+    torch.testing.assert_close(compiled.float(), eager.float(), rtol=2**-7, atol=2**-7)

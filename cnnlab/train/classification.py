@@ -21,6 +21,7 @@ from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.data.images import decode_image
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate import evaluate, scaled_geometry, topk_correct
+from cnnlab.evaluate.inference import eval_precision, prepare_for_inference
 from cnnlab.evaluate.protocols import center_views, class_scores, resize_shorter
 from cnnlab.registry import model_card
 from cnnlab.train.checkpoint import Checkpoint
@@ -192,6 +193,7 @@ class ImageClassification(Task):
         result = evaluate_checkpoints(checkpoints, dataset, protocol=options.get("protocol", "center"),
                                       data_dir=options.get("data_dir"), batch_size=options.get("batch_size") or 256,
                                       device=options.get("device", "auto"),
+                                      precision=options.get("precision") or "auto",
                                       allow_nonfinite=options.get("allow_nonfinite", False))
         members = f"ensemble of {len(checkpoints)}" if len(checkpoints) > 1 else str(checkpoints[0].path)
         top5 = f", top-5 error {100 * result['top5_err']:.2f}%" if len(checkpoints[0].meta["classes"]) > 5 else ""
@@ -240,12 +242,17 @@ def evaluate_checkpoints(
     data_dir: str | None = None,
     batch_size: int = 256,
     device: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
     allow_nonfinite: bool = False,
 ) -> dict[str, float]:
     """Top-1/top-5 of one checkpoint, or of an ensemble (softmax averaged), on a test split.
 
     The protocol's geometry is the paper's scaled to the size the model was trained
     at (:func:`cnnlab.evaluate.scaled_geometry`), e.g. 10 crops of 32 from 37 for CIFAR.
+    Each model computes in ``precision`` (``"auto"``: as its run trained, bf16 where
+    the device has it; see :func:`cnnlab.evaluate.inference.eval_precision`), compiled
+    if ``compile``.
 
     Returns:
         ``{"top1", "top5", "top1_err", "top5_err"}`` as fractions and ``"n"``.
@@ -274,7 +281,9 @@ def evaluate_checkpoints(
             f"{dataset} has classes {test.classes[:5]}..., the model was trained on {first['classes'][:5]}..."
         )
     target = pick_device(device, DistContext())
-    models = [load_model(c, target, allow_nonfinite=allow_nonfinite) for c in checkpoints]
+    models = [prepare_for_inference(load_model(c, target, allow_nonfinite=allow_nonfinite), target,
+                                    eval_precision(target, precision, c.meta["config"].get("precision")),
+                                    compile=compile) for c in checkpoints]
     transform = input_pipeline(first["config"], train=False, normalize=first.get("task", {}).get("normalize"))
     input_size = transform(test.images[:1].float() / 255, None).shape[-1]
     return evaluate(models, test, protocol, batch_size=batch_size, device=target, transform=transform,

@@ -1,0 +1,30 @@
+"""What every side-by-side benchmark here prints around its table: the machine, torch, the
+threads and the load average before and after (imported by the scripts beside it)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from cnnlab.studies.framework import machine
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads``: torch's intra-op threads (torch's default if unset)."""
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (torch's default if unset)")
+
+
+def begin(threads: int | None) -> None:
+    """Sets the threads and prints the machine, torch and the load average before."""
+    if threads:
+        torch.set_num_threads(threads)
+    print("machine:", machine())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("load average before:", load())
+
+
+def load() -> str:
+    """The 1, 5 and 15-minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
