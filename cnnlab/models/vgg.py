@@ -177,7 +177,7 @@ class VGG(ImageClassifier):
 
 
 _CIFAR_NOTE = ("For CIFAR-10 (not in the paper): cifar=True lets fc6 read the 1x1 map that the five poolings "
-               "leave of a 32x32 image, fc6 and fc7 He-initialised (recipes/vgg_cifar.yaml); width scales every "
+               "leave of a 32x32 image, fc6 and fc7 He-initialised (cnnlab/recipes/vgg_cifar.yaml); width scales every "
                "convolution's maps.")
 
 

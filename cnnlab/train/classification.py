@@ -112,7 +112,7 @@ class ImageClassification(Task):
                 f"{self.config.model} needs inputs of at least {card.min_input_size}x{card.min_input_size}, and "
                 f"{self.config.dataset}'s images are {size} px: resize them, e.g. --set "
                 f"'preprocess=[{{name: resize, size: {card.input_size}}}]', or use a recipe that does "
-                "(recipes/digits.yaml for the digits)")
+                "(--recipe digits for the digits)")
 
     def _load(self, split: str) -> ImageDataset:
         cfg = self.config

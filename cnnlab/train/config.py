@@ -1,7 +1,7 @@
 """Training configuration: recipe files, command-line overrides, the resolved config.
 
 A recipe is a YAML mapping of :class:`TrainConfig` fields, e.g.
-``recipes/resnet_cifar.yaml``. The resolved config (recipe, then overrides) is
+``cnnlab/recipes/resnet_cifar.yaml``. The resolved config (recipe, then overrides) is
 what a run directory and every checkpoint record, so a run can be repeated and
 resumed from it alone.
 """
@@ -14,6 +14,8 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # the one that was interrupted.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "data_dir", "device", "parallel", "dense_batches")
 PARALLELS = ("ddp", "hybrid")
-# The recipes shipped with cnnlab, found by name: `--recipe resnet_cifar`.
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+# The recipes shipped inside the package (so a wheel carries them), found by name:
+# `--recipe resnet_cifar`.
+RECIPES = resources.files("cnnlab") / "recipes"
 
 
 def _is_number(value: Any) -> bool:
@@ -231,16 +234,20 @@ class TrainConfig:
         return cls(**values)
 
 
-def find_recipe(recipe: str | Path) -> Path:
+def shipped_recipes() -> list[str]:
+    """The names of the recipes shipped with cnnlab (``resnet_cifar``, ...)."""
+    return sorted(r.name.removesuffix(".yaml") for r in RECIPES.iterdir() if r.name.endswith(".yaml"))
+
+
+def find_recipe(recipe: str | Path) -> Path | Traversable:
     """A recipe given as a path, or by the name of a shipped one (``resnet_cifar``)."""
     path = Path(recipe)
     if path.is_file():
         return path
-    shipped = RECIPES_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
+    shipped = RECIPES / f"{path.name.removesuffix('.yaml')}.yaml"
     if shipped.is_file() and path.parent == Path("."):
         return shipped
-    names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
-    raise FileNotFoundError(f"recipe {recipe} not found (shipped recipes: {names or 'none'})")
+    raise FileNotFoundError(f"recipe {recipe} not found (shipped recipes: {', '.join(shipped_recipes()) or 'none'})")
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
