@@ -25,7 +25,7 @@ from cnnlab.evaluate.protocols import center_views, class_scores, resize_shorter
 from cnnlab.registry import model_card
 from cnnlab.train.checkpoint import Checkpoint
 from cnnlab.train.config import input_pipeline
-from cnnlab.train.distributed import DistContext, pick_device
+from cnnlab.train.distributed import DistContext, pick_device, unwrap_model
 from cnnlab.train.losses import classification_loss
 from cnnlab.train.task import Task, load_model, seed_from
 
@@ -154,7 +154,7 @@ class ImageClassification(Task):
 
     def loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        loss, logits = classification_loss(net(x), y, aux_weights=getattr(net, "aux_weights", ()),
+        loss, logits = classification_loss(net(x), y, aux_weights=getattr(unwrap_model(net), "aux_weights", ()),
                                            label_smoothing=self.config.label_smoothing)
         return loss, torch.stack([loss.detach().float(), logits.argmax(1).eq(y).sum().float(),
                                   torch.tensor(float(len(y)), device=y.device)])
