@@ -85,7 +85,12 @@ def load_model(checkpoint: Checkpoint, device: torch.device | str = "cpu", *, al
     """
     from cnnlab.train.checkpoint import check_finite
 
-    model = task_of(checkpoint).rebuild_model(checkpoint.meta)
+    try:
+        model = task_of(checkpoint).rebuild_model(checkpoint.meta)
+    except (KeyError, TypeError, AttributeError) as err:
+        # A record edited by hand or written by another version: the user's file, not a bug.
+        raise CnnlabError(f"{checkpoint.path}: its model record does not fit the builder ({type(err).__name__}: "
+                          f"{err}); the file is damaged or from another cnnlab") from None
     state = checkpoint.model_state()
     if not allow_nonfinite:
         check_finite(state, f"{checkpoint.path} (pass --allow-nonfinite to load it anyway)")
