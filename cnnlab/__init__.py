@@ -1,7 +1,9 @@
 """cnnlab: the landmark CNNs of the classic case studies, faithful to their papers."""
 
 from cnnlab.analysis.profile import profile
-from cnnlab.registry import ModelCard, Paper, create_model, list_models, model_card, register_model
+from cnnlab.api import create_model
+from cnnlab.cards import ModelCard, Paper
+from cnnlab.registry import list_models, model_card, register_model
 from cnnlab.weights import imagenet_class_names, load_converted
 
 __version__ = "0.1.0"

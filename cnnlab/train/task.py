@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import create_model, model_card
+from cnnlab.api import create_model
+from cnnlab.registry import model_card
 
 if TYPE_CHECKING:
     from cnnlab.train.checkpoint import Checkpoint

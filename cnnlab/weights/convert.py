@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.registry import model_builder
 from cnnlab.weights.zoo import Release, find_release
 
 log = logging.getLogger("cnnlab.weights")
@@ -229,8 +230,6 @@ def build_converted(name: str, weights: str | Path | Mapping[str, torch.Tensor],
         The model (in train mode, as ``create_model`` returns models), the builder
         options it was built with (release options included), and the one-line report.
     """
-    from cnnlab.registry import create_model
-
     if source != "cnnlab" and not isinstance(weights, Mapping) and Path(weights).suffix == ".safetensors":
         # safetensors stores tensors sorted by name, which loses the module order the walk relies on.
         raise CnnlabError(f"{weights}: a zoo's safetensors file keeps no layer order; give its .pth/.bin "
@@ -246,7 +245,7 @@ def build_converted(name: str, weights: str | Path | Mapping[str, torch.Tensor],
         options.setdefault("aux_logits", any(k.startswith(release.aux_prefix) for k in tensors))
         tensors = _arrange_aux(tensors, release, options["aux_logits"], report)
     with torch.device("meta"):
-        model = create_model(name, **options)
+        model = model_builder(name)(**options)
     converted = map_state_dict(tensors, model, release, f"{source} weights for {name}", report)
     _load_exactly(model, converted)
     set_options = ", ".join(f"{k}={v!r}" for k, v in release.options.items())
@@ -261,8 +260,6 @@ def _load_native(name: str, tensors: dict[str, torch.Tensor], metadata: dict[str
     """A cnnlab state dict: keys as they are; a converted file's recorded options are the defaults."""
     import json
 
-    from cnnlab.registry import create_model
-
     # A converted file records its model; a bare cnnlab state dict needs the same
     # options it was built with (safetensors stores keys sorted, so none can be inferred).
     record = json.loads(metadata["model"]) if "model" in metadata else {}
@@ -271,7 +268,7 @@ def _load_native(name: str, tensors: dict[str, torch.Tensor], metadata: dict[str
     sizes = {k: record[k] for k in ("num_classes", "in_chans") if k in record}
     options = {**record.get("kwargs", {}), **sizes, **kwargs}
     with torch.device("meta"):
-        model = create_model(name, **options)
+        model = model_builder(name)(**options)
     _load_exactly(model, tensors)
     line = f"{name}: loaded {len(tensors)} cnnlab tensors"
     log.info(line)
