@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, Trainer, load_checkpoint, load_model, save_checkpoint
 from cnnlab.train.checkpoint import latest_checkpoint

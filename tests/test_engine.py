@@ -18,10 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli import build_parser, main
+from cnnlab.commands.cli import build_parser, main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import Trainer, load_checkpoint, resolve_config
-from cnnlab.train.cli import _flags
+from cnnlab.commands.train import _flags
 
 
 def text_data(root: Path, n: int = 240) -> Path:
@@ -132,7 +132,7 @@ def runs(data, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "text": ["train", "textcnn", "--dataset", "mr", "--data-dir", str(data["text"]), "--folds", "3",
                  "--max-folds", "1", "--epochs", "1", "--set", "model_kwargs.maps=2", "--set",
                  "model_kwargs.embed_dim=8"],
-        "segmentation": ["seg", "train", "unet", "--data-dir", str(data["segmentation"]), "--epochs", "1",
+        "segmentation": ["train", "unet", "--data-dir", str(data["segmentation"]), "--epochs", "1",
                          "--width", "2", "--tile", "4"],
     }
     for task, args in argv.items():
@@ -185,9 +185,13 @@ def test_eval_and_predict_a_unet(runs, tmp_path, capsys) -> None:
     assert written == ["slice-2_overlay.png", "slice-2_prob.png", "slice_overlay.png", "slice_prob.png"]
 
 
-def test_train_aliases_refuse_another_tasks_model(capsys) -> None:
-    assert main(["seg", "train", "alexnet"]) == 2
-    assert "this command trains segmentation models" in capsys.readouterr().err
+def test_the_removed_alias_commands_say_what_to_type(capsys) -> None:
+    for argv, instead in ((["seg", "train", "unet", "--epochs", "1"], "cnnlab train unet"),
+                          (["--debug", "seg", "predict", "run", "x.png"], "cnnlab predict"),
+                          (["text", "train", "textcnn"], "cnnlab train textcnn")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"use `{instead} ...`" in err and err.count("\n") == 1
 
 
 def test_command_line_values_arrive_with_their_types() -> None:

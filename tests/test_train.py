@@ -13,15 +13,16 @@ import torch
 import yaml
 import torch.nn.functional as F
 
-from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, build_optimizer, classification_loss
+from cnnlab.classify import classification_loss
+from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, build_optimizer
 from cnnlab.train.checkpoint import load_checkpoint
-import cnnlab.cli
+import cnnlab.commands.cli as cli
 import cnnlab.train.config
 from cnnlab.hardware import keep_freed_memory
 from cnnlab.train.config import (apply_override, input_pipeline, load_recipe, resolve_config, resolve_precision,
                                  shipped_recipes)
 from cnnlab.train.distributed import DistContext
-from cnnlab.train.classification import epoch_batches
+from cnnlab.classify.task import epoch_batches
 
 
 
@@ -160,8 +161,8 @@ class _MallInfo2(ctypes.Structure):
 
 def test_the_cnnlab_command_keeps_freed_memory_from_glibc_going_back_to_the_kernel(monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(cnnlab.cli, "keep_freed_memory", lambda: calls.append(1))
-    assert cnnlab.cli.main(["models", "resnet20"]) == 0 and calls == [1]
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append(1))
+    assert cli.main(["models", "resnet20"]) == 0 and calls == [1]
     monkeypatch.setenv("CNNLAB_KEEP_FREED_MEMORY", "0")
     assert keep_freed_memory() is False, "the opt-out leaves the allocator alone"
     monkeypatch.delenv("CNNLAB_KEEP_FREED_MEMORY")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from cnnlab import list_models
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import Trainer, load_checkpoint, resolve_config
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import cnnlab
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
 from cnnlab.weights import convert_file, imagenet_class_names, load_converted
 

@@ -162,6 +162,7 @@ class Segmentation(Task):
     """ISBI 2012 slices to cell/membrane maps with the U-Net (see the module docstring)."""
 
     name = "segmentation"
+    card_tasks = ("segmentation",)
     default_best_metric = "val_warping_err"  # the ISBI 2012 ranking the paper's Table 1 uses
     train_columns = ("train_loss",)
     eval_columns = ("val_pixel_err", "val_rand_err", "val_warping_err")

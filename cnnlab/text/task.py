@@ -120,6 +120,7 @@ class TextClassification(Task):
     """Sentences to classes with Kim's CNN (see the module docstring)."""
 
     name = "text"
+    card_tasks = ("text",)
     default_best_metric = "dev_accuracy"
     train_columns = ("train_loss", "train_accuracy")
     eval_columns = ("dev_accuracy", "test_accuracy")

@@ -16,7 +16,6 @@ A metric whose name ends in ``accuracy`` is better when higher, any other
 from __future__ import annotations
 
 import hashlib
-import importlib
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,15 +31,9 @@ if TYPE_CHECKING:
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.distributed import DistContext
 
-# Task name -> "module:Class"; imported when used, so `cnnlab train resnet20` never
-# loads the text or segmentation code.
-TASKS: dict[str, str] = {
-    "classification": "cnnlab.train.classification:ImageClassification",
-    "text": "cnnlab.text.task:TextClassification",
-    "segmentation": "cnnlab.segment.task:Segmentation",
-}
-# Model-card tasks that are trained as image classification.
-IMAGE_CARD_TASKS = ("imagenet", "cifar")
+# Task name -> its class. Each task registers itself by subclassing :class:`Task`
+# (cnnlab.classify, cnnlab.text, cnnlab.segment); the engine imports none of them.
+TASKS: dict[str, type[Task]] = {}
 
 
 def seed_from(*parts: Any) -> int:
@@ -60,17 +53,19 @@ def higher_is_better(metric: str) -> bool:
 
 
 def task_name_for(model: str) -> str:
-    """The task that trains ``model``, from its card."""
+    """The task that trains ``model``: the one whose ``card_tasks`` hold its card's task."""
     card_task = model_card(model).task
-    return "classification" if card_task in IMAGE_CARD_TASKS else card_task
+    found = next((name for name, cls in TASKS.items() if card_task in cls.card_tasks), None)
+    if found is None:
+        raise CnnlabError(f"no task trains {card_task} models ({model}); import the package of its task")
+    return found
 
 
 def task_class(name: str) -> type[Task]:
     """The :class:`Task` subclass registered as ``name``."""
     if name not in TASKS:
         raise CnnlabError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)}")
-    module, cls = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return TASKS[name]
 
 
 def task_of(checkpoint: Checkpoint) -> type[Task]:
@@ -124,6 +119,8 @@ class Task(ABC):
     """
 
     name: ClassVar[str]
+    #: the model-card tasks (:data:`cnnlab.cards.TASKS`) whose models this task trains.
+    card_tasks: ClassVar[tuple[str, ...]]
     #: the metric that picks ``best`` unless the config names another.
     default_best_metric: ClassVar[str]
     #: names of the per-epoch training statistics :meth:`train_row` returns.
@@ -134,6 +131,11 @@ class Task(ABC):
     sample_unit: ClassVar[str] = "img"
     #: config values that replace TrainConfig's defaults for this task (its paper's recipe).
     defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls):  # a concrete task, not an intermediate base
+            TASKS[cls.name] = cls
 
     def __init__(self, config: TrainConfig, context: DistContext, device: torch.device) -> None:
         self.config, self.context, self.device = config, context, device

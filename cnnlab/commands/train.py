@@ -85,10 +85,6 @@ def _train(args: argparse.Namespace) -> int:
     from cnnlab.train.distributed import shutdown
     from cnnlab.train.loop import train
 
-    from cnnlab.train.task import task_name_for
-
-    if args.task_alias and task_name_for(args.model) != args.task_alias:
-        raise CnnlabError(f"this command trains {args.task_alias} models; train {args.model} with `cnnlab train`")
     config = resolve_config(args.model, args.recipe, list(args.set), _flags(args))
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise CnnlabError("pass --out under torchrun, so that every rank uses the same run directory")
@@ -140,7 +136,7 @@ def _eval(args: argparse.Namespace) -> int:
                "batch_size": args.batch_size, "device": args.device, "tile": args.tile,
                "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
     if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
-        from cnnlab.train.classification import evaluate_converted
+        from cnnlab.classify.task import evaluate_converted
 
         print(evaluate_converted(args.checkpoint, options))
         return 0
@@ -157,7 +153,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
-        from cnnlab.train.classification import predict_converted
+        from cnnlab.classify.task import predict_converted
 
         for line in predict_converted(args.checkpoint, args.inputs):
             print(line, flush=True)
@@ -171,14 +167,14 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from cnnlab.export import export_checkpoint
+    from cnnlab.train.export import export_checkpoint
 
     print(export_checkpoint(args.checkpoint, args.format, args.out))
     return 0
 
 
-def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = None) -> None:
-    """The options of ``cnnlab train``, or of its alias for one task (``text train``, ``seg train``)."""
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``cnnlab train``."""
     p.add_argument("model", help="a registered model, e.g. resnet20, textcnn, unet (see `cnnlab models`)")
     p.add_argument("--dataset", help=f"images: {', '.join(DATASET_NAMES)}; sentences: {', '.join(TEXT_DATASETS)}; "
                                      "slices: isbi2012")
@@ -224,11 +220,11 @@ def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = Non
     seg.add_argument("--no-weight-map", action="store_true", help="unweighted cross-entropy (ablation)")
     seg.add_argument("--no-elastic", action="store_true",
                      help="no augmentation: no elastic deformation, shift, rotation or grey-value change (ablation)")
-    p.set_defaults(func=_train, task_alias=task_alias)
+    p.set_defaults(func=_train)
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``cnnlab predict`` (and of its alias ``seg predict``)."""
+    """The options of ``cnnlab predict``."""
     p.add_argument("checkpoint", help="a run directory, its checkpoints/ folder, a checkpoint .json, "
                                       "or a `cnnlab convert` .safetensors file")
     p.add_argument("inputs", nargs="+", metavar="INPUT",

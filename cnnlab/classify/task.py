@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.classify.losses import classification_loss
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.data.images import decode_image
 from cnnlab.errors import CnnlabError
@@ -26,7 +27,6 @@ from cnnlab.registry import model_card
 from cnnlab.train.checkpoint import Checkpoint
 from cnnlab.train.config import input_pipeline
 from cnnlab.train.distributed import DistContext, pick_device, unwrap_model
-from cnnlab.train.losses import classification_loss
 from cnnlab.train.task import Task, load_model, seed_from
 
 
@@ -72,6 +72,7 @@ class ImageClassification(Task):
     top-1 and top-5 error on the test split."""
 
     name = "classification"
+    card_tasks = ("imagenet", "cifar")
     default_best_metric = "test_top1_err"
     train_columns = ("train_loss", "train_top1_err")
     eval_columns = ("test_loss", "test_top1_err", "test_top5_err")
