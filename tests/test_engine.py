@@ -185,6 +185,31 @@ def test_eval_and_predict_a_unet(runs, tmp_path, capsys) -> None:
     assert written == ["slice-2_overlay.png", "slice-2_prob.png", "slice_overlay.png", "slice_prob.png"]
 
 
+def test_options_a_task_does_not_read_are_refused_in_one_line(runs, tmp_path, capsys) -> None:
+    # Before any data is read: the data folder does not exist.
+    nowhere = ["--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]
+    cases = [
+        (["train", "textcnn", "--dataset", "mr", "--set", "augment=[{name: random_crop_flip}]", *nowhere],
+         "textcnn (text task) does not use augment"),
+        (["train", "unet", "--set", "normalize=auto", "--set", "label_smoothing=0.1", *nowhere],
+         "unet (segmentation task) does not use normalize, label_smoothing"),
+        (["train", "resnet20", "--tile", "20", *nowhere], "resnet20 (classification task) does not use task"),
+        (["train", "unet", "--set", "task.tile=big", *nowhere], "segmentation task option tile must be int"),
+        (["train", "textcnn", "--set", "task.vector=x", *nowhere], "unknown text task option(s) vector; valid: "),
+        (["eval", str(runs["classification"]), "--tile", "20", "--precision", "bf16"],
+         "--tile, --precision: not an option of `cnnlab eval` for a classification model"),
+        (["eval", str(runs["text"]), "--device", "cpu", "--batch-size", "8", "--protocol", "10crop"],
+         "--protocol, --batch-size, --device: not an option of `cnnlab eval` for a text model"),
+        (["predict", str(runs["classification"]), "x.png", "--format", "npy"],
+         "--format: not an option of `cnnlab predict` for a classification model"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_removed_alias_commands_say_what_to_type(capsys) -> None:
     for argv, instead in ((["seg", "train", "unet", "--epochs", "1"], "cnnlab train unet"),
                           (["--debug", "seg", "predict", "run", "x.png"], "cnnlab predict"),

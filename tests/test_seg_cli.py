@@ -88,13 +88,14 @@ def test_inference_tile_is_the_flag_then_the_runs_choice_then_auto():
     from types import SimpleNamespace
 
     from cnnlab.segment.task import SegOptions, inference_tile
+    from cnnlab.train.config import options_from_dict
 
     chose = SimpleNamespace(meta={"config": {"task": {"eval_tile": 196}}, "task": {"options": {"eval_tile": 196}}})
     old_default = SimpleNamespace(meta={"config": {"task": {}}, "task": {"options": {"eval_tile": 388}}})
     assert inference_tile(chose, {"tile": 100}) == 100
     assert inference_tile(chose, {"tile": None}) == 196
     assert inference_tile(old_default, {}) is None  # 388 was only the old default: choose per image
-    assert SegOptions().eval_tile is None and SegOptions.from_dict({"eval_tile": 388}).eval_tile == 388
+    assert SegOptions().eval_tile is None and options_from_dict(SegOptions, {"eval_tile": 388}, "").eval_tile == 388
 
 
 def test_errors_are_one_line(tmp_path, capsys):

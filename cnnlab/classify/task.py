@@ -73,6 +73,8 @@ class ImageClassification(Task):
 
     name = "classification"
     card_tasks = ("imagenet", "cifar")
+    unused_config = ("task",)  # image classification has no task options
+    eval_options = ("dataset", "protocol", "ensemble", "data_dir", "batch_size", "device", "allow_nonfinite")
     default_best_metric = "test_top1_err"
     train_columns = ("train_loss", "train_top1_err")
     eval_columns = ("test_loss", "test_top1_err", "test_top5_err")
@@ -87,8 +89,6 @@ class ImageClassification(Task):
 
     def __init__(self, config: Any, context: DistContext, device: torch.device) -> None:
         super().__init__(config, context, device)
-        if config.task:
-            raise CnnlabError(f"image classification takes no task options, got {', '.join(config.task)}")
         self.train_set = place_dataset(self._load("train"), device)
         self.test_set = place_dataset(self._load("test"), device)
         self.classes = list(self.train_set.classes)

@@ -13,11 +13,12 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -27,12 +28,15 @@ from cnnlab.errors import CnnlabError
 from cnnlab.hardware import native_bf16
 from cnnlab.train.finetune import FREEZABLE
 
+Options = TypeVar("Options")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Settings a resumed run may change: how long to train and where the data or the
 # compute is; everything else must match the checkpoint, or the run would not be
 # the one that was interrupted.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "data_dir", "device", "parallel", "dense_batches")
 PARALLELS = ("ddp", "hybrid")
+# The image pipeline and the image loss's smoothing: the text and U-Net tasks read none of them.
+IMAGE_ONLY_KEYS = ("image_size", "preprocess", "augment", "normalize", "label_smoothing", "on_corrupt")
 # The recipes shipped inside the package (so a wheel carries them), found by name:
 # `--recipe resnet_cifar`.
 RECIPES = resources.files("cnnlab") / "recipes"
@@ -67,14 +71,25 @@ def _type_name(annotation: Any) -> str:
     return getattr(typing.get_origin(annotation) or annotation, "__name__", str(annotation))
 
 
-def check_types(config: Any) -> None:
-    """Refuses a field whose value has the wrong type, naming the key (e.g. a string
-    where a number belongs)."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if not _matches(value, hints[f.name]):
-            raise CnnlabError(f"config key {f.name} must be {_type_name(hints[f.name])}, got {value!r}")
+def check_types(cls: type, values: Mapping[str, Any], prefix: str = "config key ") -> None:
+    """Refuses a value whose type is not its dataclass field's, naming the key (e.g. a
+    string where a number belongs); ``prefix`` names where the keys live."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if not _matches(value, hints[name]):
+            raise CnnlabError(f"{prefix}{name} must be {_type_name(hints[name])}, got {value!r}")
+
+
+def options_from_dict(cls: type[Options], values: Mapping[str, Any], prefix: str) -> Options:
+    """A dataclass of options from a mapping, the one checker of every task's options
+    (``config.task``): an unknown key is named with the valid ones, a value of the wrong
+    type with its key, before the dataclass checks the values themselves."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise CnnlabError(f"unknown {prefix.strip()}(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    check_types(cls, values, prefix)
+    return cls(**values)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -186,7 +201,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        check_types(self)
+        check_types(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         if self.precision not in PRECISIONS:
             raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "folds"):
@@ -227,11 +242,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Builds a config, naming any key that is not a field."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise CnnlabError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-        return cls(**values)
+        return options_from_dict(cls, values, "config key ")
 
 
 def shipped_recipes() -> list[str]:

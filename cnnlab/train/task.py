@@ -15,6 +15,7 @@ A metric whose name ends in ``accuracy`` is better when higher, any other
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -131,11 +132,27 @@ class Task(ABC):
     sample_unit: ClassVar[str] = "img"
     #: config values that replace TrainConfig's defaults for this task (its paper's recipe).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: TrainConfig keys this task does not read: setting one is refused, not ignored.
+    unused_config: ClassVar[tuple[str, ...]] = ()
+    #: the options of ``cnnlab eval`` and ``cnnlab predict`` this task reads (the others are refused).
+    eval_options: ClassVar[tuple[str, ...]] = ("data_dir", "allow_nonfinite")
+    predict_options: ClassVar[tuple[str, ...]] = ("allow_nonfinite",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in vars(cls):  # a concrete task, not an intermediate base
             TASKS[cls.name] = cls
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        """Refuses a setting this task would ignore, in one line, before any data is read."""
+        fields = {f.name: f for f in dataclasses.fields(config)}
+        defaults = {k: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                    for k, f in fields.items() if k in cls.unused_config}
+        unused = [k for k in cls.unused_config if getattr(config, k) != cls.defaults.get(k, defaults[k])]
+        if unused:
+            raise CnnlabError(f"{config.model} ({cls.name} task) does not use {', '.join(unused)}: leave it out of "
+                              "the recipe, the options and --set")
 
     def __init__(self, config: TrainConfig, context: DistContext, device: torch.device) -> None:
         self.config, self.context, self.device = config, context, device
