@@ -328,9 +328,8 @@ def resolve_precision(config: TrainConfig, device: torch.device | str,
                       begun: dict[str, Any] | None = None) -> TrainConfig:
     """The config with ``precision: auto`` made concrete: bf16 autocast with channels_last
     activations where ``device`` computes bf16 natively (:func:`cnnlab.hardware.native_bf16`;
-    ResNet-20's training step 2.1x and ResNet-50's 3.6x the fp32 speed on a CPU with AMX,
-    benchmarks/throughput.md), fp32 elsewhere. ``begun``: the config a resumed run began
-    with, whose choice it keeps (its checkpoints were trained so)."""
+    the speed-up is recorded in benchmarks/throughput.md), fp32 elsewhere. ``begun``: the
+    config a resumed run began with, whose choice it keeps (its checkpoints were trained so)."""
     if config.precision != "auto":
         return config
     if begun and begun.get("precision") in PRECISIONS[1:]:
