@@ -10,9 +10,10 @@ from cnnlab.analysis.profile import profile
 from cnnlab.api import create_model
 from cnnlab.cards import ModelCard, Paper
 from cnnlab.registry import list_models, model_card, register_model
-from cnnlab.weights import imagenet_class_names, load_converted
+from cnnlab.train import load_checkpoint, load_model
+from cnnlab.weights import imagenet_class_names
 
 __version__ = version("cnnlab")  # pyproject.toml's, as installed
 
-__all__ = ["ModelCard", "Paper", "create_model", "imagenet_class_names", "list_models", "load_converted", "model_card",
-           "profile", "register_model"]
+__all__ = ["ModelCard", "Paper", "create_model", "imagenet_class_names", "list_models", "load_checkpoint", "load_model",
+           "model_card", "profile", "register_model"]

@@ -13,7 +13,7 @@ import torch
 from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig, Trainer, load_checkpoint, load_model, save_checkpoint
-from cnnlab.train.checkpoint import latest_checkpoint
+from cnnlab.checkpoint import latest_checkpoint
 
 
 def _tiny_config(**changes) -> TrainConfig:

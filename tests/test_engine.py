@@ -251,7 +251,7 @@ def test_converted_zoo_weights_predict_with_imagenet_names(fill, reference_dir, 
     from cnnlab.weights import convert_file, imagenet_class_names
 
     state_dict, _, _ = fill.load_fixture(reference_dir / "torchvision__resnet18.json")
-    weights = tmp_path / "r18.safetensors"
+    weights = tmp_path / "r18-tv"
     convert_file(state_dict, "torchvision", "resnet18", weights)
     image = (np.random.default_rng(0).random((300, 280, 3)) * 255).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "photo.png")

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cnnlab"
 # Bottom to top; a module may import its own layer's modules (without a cycle) and
 # any layer below. The package's __init__ and __main__ are the facade, above all.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "files", "hardware", "progress"),
+    ("errors", "files", "hardware", "progress", "checkpoint"),
     ("cards",),
     ("layers",),
     ("models",),

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from cnnlab.classify import classification_loss
 from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, build_optimizer
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.checkpoint import load_checkpoint
 import cnnlab.commands.cli as cli
 import cnnlab.train.config
 from cnnlab.hardware import keep_freed_memory

@@ -139,7 +139,7 @@ def _refuse_unused(task: type[Task], used: tuple[str, ...], options: dict[str, A
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.task import task_of
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -147,12 +147,6 @@ def _eval(args: argparse.Namespace) -> int:
     options = {"dataset": args.dataset, "protocol": args.protocol, "data_dir": args.data_dir,
                "batch_size": args.batch_size, "device": args.device, "tile": args.tile,
                "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
-    if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
-        from cnnlab.classify.task import ImageClassification, evaluate_converted
-
-        _refuse_unused(ImageClassification, ImageClassification.eval_options, options, "eval")
-        print(evaluate_converted(args.checkpoint, options))
-        return 0
     for path in _checkpoints_of(args.checkpoint):
         checkpoints = [load_checkpoint(p) for p in [path, *args.ensemble]]
         task = task_of(checkpoints[0])
@@ -162,20 +156,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.task import task_of
 
     if args.batch_size is not None and args.batch_size < 1:
         raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
     options = {"out": args.out, "tile": args.tile, "batch_size": args.batch_size, "format": args.format,
                "labels": args.labels, "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
-    if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
-        from cnnlab.classify.task import ImageClassification, predict_converted
-
-        _refuse_unused(ImageClassification, (), options, "predict")
-        for line in predict_converted(args.checkpoint, args.inputs):
-            print(line, flush=True)
-        return 0
     checkpoint = load_checkpoint(args.checkpoint)
     task = task_of(checkpoint)
     _refuse_unused(task, task.predict_options, options, "predict")
@@ -219,7 +206,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-based), to split a long CV")
     p.add_argument("--max-folds", type=int, help="run at most this many folds")
     p.add_argument("--init-from", metavar="WEIGHTS",
-                   help="fine-tune: start from a cnnlab checkpoint or a `cnnlab convert` .safetensors file")
+                   help="fine-tune: start from a cnnlab run or checkpoint, or a `cnnlab convert` folder")
     p.add_argument("--freeze", choices=FREEZABLE, help="features: train the classifier only")
     p.add_argument("--out", help="run directory (default: runs/MODEL-DATASET-TIME)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out that loads")
@@ -243,8 +230,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``cnnlab predict``."""
-    p.add_argument("checkpoint", help="a run directory, its checkpoints/ folder, a checkpoint .json, "
-                                      "or a `cnnlab convert` .safetensors file")
+    p.add_argument("checkpoint", help="a run directory (or a `cnnlab convert` folder), its checkpoints/ "
+                                      "folder or a checkpoint .json")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (classifiers, U-Net) or sentences in quotes (textcnn)")
     p.add_argument("--out", default=OPTION_DEFAULTS["out"], help="U-Net: the folder for probability maps and overlays")
@@ -266,8 +253,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train any model: classifiers, textcnn, unet (resumable, distributed under torchrun)"))
 
     p = subparsers.add_parser("eval", help="evaluate a run or checkpoints with the task's metrics and protocols")
-    p.add_argument("checkpoint", help="a run directory (each fold of a cross-validation), its checkpoints/, "
-                                      "a .json, or a `cnnlab convert` .safetensors file")
+    p.add_argument("checkpoint", help="a run directory (each fold of a cross-validation; or a `cnnlab convert` "
+                                      "folder), its checkpoints/ or a .json")
     p.add_argument("--dataset", help="classifiers: the dataset whose test split to use (default: the run's)")
     p.add_argument("--protocol", default=OPTION_DEFAULTS["protocol"], choices=tuple(PROTOCOLS),
                    help="classifiers: the test protocol")

@@ -34,7 +34,7 @@ from cnnlab.segment.elastic import ElasticDeformation
 from cnnlab.segment.losses import weighted_cross_entropy
 from cnnlab.segment.tiling import mirror_crop, predict_tiled
 from cnnlab.segment.weights import unet_weight_map
-from cnnlab.train.checkpoint import Checkpoint
+from cnnlab.checkpoint import Checkpoint
 from cnnlab.train.config import IMAGE_ONLY_KEYS, options_from_dict
 from cnnlab.train.task import Task, load_model, seed_from
 

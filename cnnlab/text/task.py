@@ -33,7 +33,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.textcnn import PAD_ID, TextCNN
 from cnnlab.text.datasets import TOKENIZERS, SentenceDataset, folds, load_dataset, tokenizer
 from cnnlab.text.vocab import Vocab
-from cnnlab.train.checkpoint import Checkpoint
+from cnnlab.checkpoint import Checkpoint
 from cnnlab.train.config import IMAGE_ONLY_KEYS, TrainConfig, options_from_dict
 from cnnlab.train.distributed import DistContext
 from cnnlab.train.task import Task, load_model, seed_from

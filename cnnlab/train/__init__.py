@@ -2,7 +2,7 @@
 cross-validation, distributed runs. The tasks themselves live in cnnlab.classify,
 cnnlab.text and cnnlab.segment, which register themselves."""
 
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig, resolve_config
 from cnnlab.train.crossval import cross_validate
 from cnnlab.train.loop import NonFiniteLossError, Trainer, TrainResult, train

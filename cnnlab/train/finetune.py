@@ -1,8 +1,7 @@
 """Starting a run from trained weights: ``--init-from`` and ``--freeze`` (fine-tuning).
 
-The weights can be a cnnlab checkpoint (its ``.json``, ``checkpoints/`` folder or
-run directory) or weights converted from a zoo by ``cnnlab convert`` (a
-``.safetensors`` file that carries its model record). Every tensor must fit the new
+The weights are a cnnlab checkpoint (its ``.json``, ``checkpoints/`` folder or run
+directory), trained or converted from a zoo by ``cnnlab convert``. Every tensor must fit the new
 model, except the classifier's when the class count differs: that one keeps its
 fresh initialisation, as a new head on a trained trunk should; and the first
 convolution's when the channel count differs, which is adapted as timm's
@@ -13,7 +12,6 @@ a grey image copied into every channel gives the trained filters' responses).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import math
@@ -22,7 +20,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.checkpoint import load_checkpoint
 from cnnlab.train.task import load_model
 
 # What ``freeze`` may name: "features" is every parameter but the classifier's.
@@ -41,12 +39,7 @@ class InitialWeights:
 
 
 def read_initial_weights(path: str) -> InitialWeights:
-    """The weights of a cnnlab checkpoint or of a ``cnnlab convert`` file."""
-    if Path(path).suffix == ".safetensors":
-        from cnnlab.weights import load_converted
-
-        model, info = load_converted(path)
-        return InitialWeights(model.state_dict(), dict(info["model"]["kwargs"]), f"{path} ({info['source']})")
+    """The weights of a cnnlab checkpoint: a trained run's or converted from a zoo (``cnnlab convert``)."""
     checkpoint = load_checkpoint(path)
     # Through the one loader, so a record that does not fit its builder is one line naming the file.
     model = load_model(checkpoint)

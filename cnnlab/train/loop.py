@@ -27,7 +27,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write
-from cnnlab.train.checkpoint import (
+from cnnlab.checkpoint import (
     Checkpoint,
     NonFiniteTensorsError,
     check_finite,

@@ -18,17 +18,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
 from cnnlab.api import create_model
+from cnnlab.checkpoint import Checkpoint, check_finite, load_checkpoint
+from cnnlab.errors import CnnlabError
 from cnnlab.registry import model_card
 
 if TYPE_CHECKING:
-    from cnnlab.train.checkpoint import Checkpoint
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.distributed import DistContext
 
@@ -74,14 +75,20 @@ def task_of(checkpoint: Checkpoint) -> type[Task]:
     return task_class(checkpoint.meta.get("task", {}).get("name", "classification"))
 
 
-def load_model(checkpoint: Checkpoint, device: torch.device | str = "cpu", *, allow_nonfinite: bool = False
-               ) -> nn.Module:
-    """The trained model a checkpoint holds, in eval mode: the one loader for every task.
+def load_model(checkpoint: Checkpoint | str | Path, device: torch.device | str = "cpu", *,
+               allow_nonfinite: bool = False) -> nn.Module:
+    """The model a checkpoint holds, in eval mode: the one loader for every task, for
+    trained runs and for weights converted from a zoo (``cnnlab convert``) alike.
 
-    Weights holding NaN or Inf are refused (``allow_nonfinite=True`` loads them, to look into a failed run).
+    Args:
+        checkpoint: a loaded checkpoint, or its path: a run directory, its
+            ``checkpoints/`` folder, or a checkpoint ``.json``.
+        device: where the model goes.
+        allow_nonfinite: load weights holding NaN or Inf (refused by default), to
+            look into a failed run.
     """
-    from cnnlab.train.checkpoint import check_finite
-
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(checkpoint)
     try:
         model = task_of(checkpoint).rebuild_model(checkpoint.meta)
     except (KeyError, TypeError, AttributeError) as err:

@@ -19,7 +19,7 @@ MEMBERS = 2  # models per ensemble: every pair of the seeds' models is one
 
 
 def _evaluate(runs: list[Run], protocol: str) -> float:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.classify.task import evaluate_checkpoints
 
     checkpoints = [load_checkpoint(r.checkpoint) for r in runs]
