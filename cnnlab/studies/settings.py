@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from cnnlab.studies.framework import SMOKE, Mode
 
-# The AlexNet paper's four-layer CIFAR-10 network (cnnlab/recipes/alexnet_cifar.yaml).
+# The AlexNet paper's four-layer CIFAR-10 network (recipes/alexnet_cifar.yaml).
 ALEXNET_CIFAR_RECIPE = "alexnet_cifar"
 ALEXNET_CIFAR_MODES = {
     "smoke": SMOKE,
@@ -16,13 +16,13 @@ ALEXNET_CIFAR_MODES = {
     "paper": Mode(seeds=5, minutes=250, config={"epochs": 60}, note="60 epochs, 5 seeds"),
 }
 
-# The paper's ResNet-20 with the time-to-accuracy recipe (cnnlab/recipes/resnet_cifar_fast.yaml), shortened.
+# The paper's ResNet-20 with the time-to-accuracy recipe (recipes/resnet_cifar_fast.yaml), shortened.
 RESNET_CIFAR_RECIPE = "resnet_cifar_fast"
 
 
 def resnet_cifar_modes(fast_minutes: float, paper_minutes: float, fast_arms: tuple[str, ...] = ()) -> dict[str, Mode]:
     """The ResNet studies' modes: fast trains 4 epochs of the fast recipe (evaluated every
-    epoch, for the curves), paper the paper's own recipe (cnnlab/recipes/resnet_cifar.yaml).
+    epoch, for the curves), paper the paper's own recipe (recipes/resnet_cifar.yaml).
     ``fast_arms`` are the arms smoke and fast run (all by default)."""
     return {
         "smoke": replace(SMOKE, arms=fast_arms),
@@ -33,7 +33,7 @@ def resnet_cifar_modes(fast_minutes: float, paper_minutes: float, fast_arms: tup
     }
 
 
-# The DenseNet paper's CIFAR recipe (cnnlab/recipes/densenet_cifar.yaml: batch 64, 300 epochs, lr 0.1
+# The DenseNet paper's CIFAR recipe (recipes/densenet_cifar.yaml: batch 64, 300 epochs, lr 0.1
 # divided by 10 at 50% and 75%, section 4.2), shortened. DenseNets are slow on a CPU for their
 # multiply-adds (every layer re-reads a growing concatenation): a training image costs as much
 # as about 8 of ResNet-20 for ResNet-110, 17 for DenseNet (L=40, k=12) and 25 for DenseNet-BC
