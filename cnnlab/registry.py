@@ -14,7 +14,7 @@ import functools
 import importlib
 import pkgutil
 import re
-from typing import Any, Callable
+from typing import Callable
 
 from torch import nn
 

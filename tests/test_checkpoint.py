@@ -90,6 +90,7 @@ def test_non_checkpoint_json_is_refused(tmp_path: Path) -> None:
 def test_a_record_that_does_not_fit_its_builder_is_one_line_naming_the_file(edit, tmp_path: Path, capsys) -> None:
     Trainer(_tiny_config(max_steps=1, checkpoint_every=0), tmp_path / "run").fit()
     record = tmp_path / "run" / "checkpoints" / "last.json"
+    assert not load_model(tmp_path / "run").training, "the one loader takes a path too"
     meta = json.loads(record.read_text())
     edit(meta)
     record.write_text(json.dumps(meta))
