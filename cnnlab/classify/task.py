@@ -189,7 +189,7 @@ class ImageClassification(Task):
 
     @classmethod
     def evaluate_checkpoints(cls, checkpoints: list[Checkpoint], options: dict[str, Any]) -> str:
-        if "zoo" in checkpoints[0].meta["task"]:
+        if "zoo" in checkpoints[0].meta.get("task", {}):
             if len(checkpoints) > 1:
                 raise CnnlabError("ensembles are evaluated for trained runs only")
             return evaluate_converted(checkpoints[0], options)
@@ -207,7 +207,7 @@ class ImageClassification(Task):
     def predict(cls, checkpoint: Checkpoint, inputs: list[str], options: dict[str, Any]) -> list[str]:
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
         meta = checkpoint.meta
-        if "zoo" in meta["task"]:
+        if "zoo" in meta.get("task", {}):
             return predict_converted(model, meta, inputs)
         transform = input_pipeline(meta["config"], train=False, normalize=meta.get("task", {}).get("normalize"))
         height, width = meta["task"]["image_size"]
