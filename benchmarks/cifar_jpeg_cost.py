@@ -24,7 +24,7 @@ from cnnlab.data import load_dataset
 from cnnlab.data.dataset import ImageDataset
 from cnnlab.data.images import decode_image
 from cnnlab.evaluate.protocols import evaluate
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.checkpoint import load_checkpoint
 from cnnlab.train.config import input_pipeline
 from cnnlab.train.task import load_model
 

@@ -19,7 +19,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from cnnlab import create_model
-from cnnlab.train import build_optimizer, classification_loss
+from cnnlab.classify import classification_loss
+from cnnlab.train import build_optimizer
 
 # The operator-name fragments of each kind, first match wins (the names are aten's).
 KINDS = (

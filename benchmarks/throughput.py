@@ -26,7 +26,8 @@ import time
 import torch
 
 from cnnlab import create_model, profile
-from cnnlab.train import build_optimizer, classification_loss
+from cnnlab.classify import classification_loss
+from cnnlab.train import build_optimizer
 
 # (model, image side, batch, classes): the two workloads.
 WORKLOADS = (("resnet20", 32, 128, 10), ("resnet50", 224, 32, 1000))

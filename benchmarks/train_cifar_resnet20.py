@@ -44,7 +44,7 @@ def main() -> None:
     # Time the steps between two mid-run checkpoints, so set-up and the final test
     # pass do not count.
     every = args.calibrate_steps // 3
-    calibration = resolve_config("resnet20", ROOT / "recipes" / "resnet_cifar.yaml",
+    calibration = resolve_config("resnet20", "resnet_cifar",
                                  overrides + [f"max_steps={args.calibrate_steps}", f"checkpoint_every={every}"])
     marks: list[float] = []
     scratch = Path(tempfile.mkdtemp())
@@ -56,7 +56,7 @@ def main() -> None:
     remaining = args.budget_min * 60 - (time.perf_counter() - start)
     steps = max(int(0.85 * remaining / step_s), 100)
     milestones = [steps // 2, steps * 3 // 4]
-    config = resolve_config("resnet20", ROOT / "recipes" / "resnet_cifar.yaml", overrides + [
+    config = resolve_config("resnet20", "resnet_cifar", overrides + [
         f"max_steps={steps}", f"schedule.milestones={milestones}"])
     print(f"calibration: {step_s:.3f} s/step ({128 / step_s:.0f} img/s); training {steps} steps "
           f"({steps * 128 / 50000:.1f} epochs), milestones {milestones}", flush=True)

@@ -2,10 +2,8 @@
 
 ``precision: auto`` (training, the default) and U-Net inference's ``"auto"`` both
 ask :func:`native_bf16`: bf16 autocast with channels_last activations where the
-device has bf16 arithmetic, fp32 elsewhere, where bf16 is emulated and slower.
-Measured on a 2-core Intel Xeon with AMX (benchmarks/throughput.md): ResNet-20's
-training step 2.1x and ResNet-50's 3.6x the fp32 speed; the U-Net's 512x512 slice
-0.22x the fp32 time (benchmarks/unet_results.md).
+device has bf16 arithmetic, fp32 elsewhere, where bf16 is emulated and slower
+(the measured gains: benchmarks/throughput.md, benchmarks/unet_results.md).
 
 :func:`keep_freed_memory` keeps glibc from handing a training step's memory back to
 the kernel, only to fault it in again at the next step.
@@ -47,10 +45,9 @@ def keep_freed_memory() -> bool:
 
     By default glibc serves large blocks with mmap (above a threshold that starts at
     128 KiB) and trims the heap once 128 KiB of its top are free: every training step
-    gives its activations back to the kernel and page-faults them in again. On a 2-core
-    Xeon, ResNet-20's fast recipe spent a sixth of its CPU time in the kernel and trained
-    at 1,130 img/s; with both thresholds raised, 1,485 img/s (1.31x) with the same losses
-    to the last digit (benchmarks/allocator.md). The process keeps the memory of its
+    gives its activations back to the kernel and page-faults them in again. Raising both
+    thresholds removes that kernel time, with the same losses to the last digit (the
+    measurement: benchmarks/allocator.md). The process keeps the memory of its
     largest step, as a training run needs anyway. The ``cnnlab`` command calls this
     once; ``CNNLAB_KEEP_FREED_MEMORY=0`` leaves the allocator alone. Returns whether the
     settings took (glibc on Linux only)."""

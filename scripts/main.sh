@@ -11,4 +11,4 @@ cnnlab="$root/.venv/bin/cnnlab"
 # throws away ~40% of the speed. On a machine shared with other busy jobs, set
 # OMP_NUM_THREADS=1 yourself: there two threads spin-wait for each other.
 out="$root/runs/main-$(date +%Y%m%d-%H%M%S)"
-"$cnnlab" train resnet20 --recipe "$root/recipes/digits.yaml" --out "$out" "$@"
+"$cnnlab" train resnet20 --recipe digits --out "$out" "$@"

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.train import TrainConfig, load_checkpoint, save_checkpoint
-from cnnlab.train.checkpoint import latest_checkpoint
+from cnnlab.commands import main
+from cnnlab.errors import CnnlabError
+from cnnlab.train import TrainConfig, Trainer, load_checkpoint, load_model, save_checkpoint
+from cnnlab.checkpoint import latest_checkpoint
 
 
 def _tiny_config(**changes) -> TrainConfig:
@@ -78,3 +80,25 @@ def test_non_checkpoint_json_is_refused(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"step": 1}')
     with pytest.raises(ValueError, match="not a cnnlab checkpoint"):
         load_checkpoint(tmp_path / "other.json")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda meta: meta["model"]["kwargs"].update(shortcut_kind="Z2"),  # an option the builder has not got
+    lambda meta: meta.pop("model"),
+    lambda meta: meta["model"].pop("num_classes"),
+])
+def test_a_record_that_does_not_fit_its_builder_is_one_line_naming_the_file(edit, tmp_path: Path, capsys) -> None:
+    Trainer(_tiny_config(max_steps=1, checkpoint_every=0), tmp_path / "run").fit()
+    record = tmp_path / "run" / "checkpoints" / "last.json"
+    assert not load_model(tmp_path / "run").training, "the one loader takes a path too"
+    meta = json.loads(record.read_text())
+    edit(meta)
+    record.write_text(json.dumps(meta))
+    capsys.readouterr()
+    with pytest.raises(CnnlabError, match=f"{record}: its model record does not fit the builder"):
+        load_model(load_checkpoint(record))
+    for argv in (["eval", str(record)],
+                 ["train", "resnet20", "--max-steps", "1", "--init-from", str(record), "--out", str(tmp_path / "b")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"cnnlab: error: {record}: its model record") and err.count("\n") == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnlab.cli import main
+from cnnlab.commands import main
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ SCRIPT = textwrap.dedent(
     from torch import nn
     from cnnlab.layers import ClassifierHead
     from cnnlab.models.base import ImageClassifier
-    from cnnlab.registry import ModelCard, Paper, register_model
+    from cnnlab.cards import ModelCard, Paper
+    from cnnlab.registry import register_model
     from cnnlab.train import TrainConfig, Trainer
     from cnnlab.train.distributed import shutdown
 
@@ -74,3 +75,17 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path) -> None:
     # Only rank 0 logs: one event file, one metrics row.
     assert len(list((tmp_path / "ddp" / "tensorboard").iterdir())) == 1
     assert len((tmp_path / "ddp" / "metrics.csv").read_text().splitlines()) == 2
+
+
+def test_googlenet_auxiliary_heads_train_under_two_ranks(tmp_path: Path) -> None:
+    # DDP's wrapper hides the model's aux_weights; the loss must still weigh GoogLeNet's
+    # two auxiliary classifiers (0.3 each). 80 px: the smallest input its aux heads take.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*torchrun(2), "-m", "cnnlab", "train", "googlenet", "--dataset", "digits",
+                           "--set", "preprocess=[{name: resize, size: 80}]", "--max-steps", "1", "--batch-size", "4",
+                           "--set", "eval_batch_size=64", "--precision", "fp32", "--out", str(tmp_path / "run")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.json")
+    assert (last.step, last.meta["world_size"]) == (1, 2)
+    assert any(key.startswith("aux.") for key in last.model_state()), "the run kept its auxiliary heads"

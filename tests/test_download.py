@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.data import download as dl
 from cnnlab.data import load_dataset
 

@@ -18,10 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli import build_parser, main
+from cnnlab.commands.cli import build_parser, main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import Trainer, load_checkpoint, resolve_config
-from cnnlab.train.cli import _flags
+from cnnlab.commands.train import _flags
 
 
 def text_data(root: Path, n: int = 240) -> Path:
@@ -132,7 +132,7 @@ def runs(data, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "text": ["train", "textcnn", "--dataset", "mr", "--data-dir", str(data["text"]), "--folds", "3",
                  "--max-folds", "1", "--epochs", "1", "--set", "model_kwargs.maps=2", "--set",
                  "model_kwargs.embed_dim=8"],
-        "segmentation": ["seg", "train", "unet", "--data-dir", str(data["segmentation"]), "--epochs", "1",
+        "segmentation": ["train", "unet", "--data-dir", str(data["segmentation"]), "--epochs", "1",
                          "--width", "2", "--tile", "4"],
     }
     for task, args in argv.items():
@@ -185,9 +185,38 @@ def test_eval_and_predict_a_unet(runs, tmp_path, capsys) -> None:
     assert written == ["slice-2_overlay.png", "slice-2_prob.png", "slice_overlay.png", "slice_prob.png"]
 
 
-def test_train_aliases_refuse_another_tasks_model(capsys) -> None:
-    assert main(["seg", "train", "alexnet"]) == 2
-    assert "this command trains segmentation models" in capsys.readouterr().err
+def test_options_a_task_does_not_read_are_refused_in_one_line(runs, tmp_path, capsys) -> None:
+    # Before any data is read: the data folder does not exist.
+    nowhere = ["--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")]
+    cases = [
+        (["train", "textcnn", "--dataset", "mr", "--set", "augment=[{name: random_crop_flip}]", *nowhere],
+         "textcnn (text task) does not use augment"),
+        (["train", "unet", "--set", "normalize=auto", "--set", "label_smoothing=0.1", *nowhere],
+         "unet (segmentation task) does not use normalize, label_smoothing"),
+        (["train", "resnet20", "--tile", "20", *nowhere], "resnet20 (classification task) does not use task"),
+        (["train", "unet", "--set", "task.tile=big", *nowhere], "segmentation task option tile must be int"),
+        (["train", "textcnn", "--set", "task.vector=x", *nowhere], "unknown text task option(s) vector; valid: "),
+        (["eval", str(runs["classification"]), "--tile", "20", "--precision", "bf16"],
+         "--tile, --precision: not an option of `cnnlab eval` for a classification model"),
+        (["eval", str(runs["text"]), "--device", "cpu", "--batch-size", "8", "--protocol", "10crop"],
+         "--protocol, --batch-size, --device: not an option of `cnnlab eval` for a text model"),
+        (["predict", str(runs["classification"]), "x.png", "--format", "npy"],
+         "--format: not an option of `cnnlab predict` for a classification model"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_removed_alias_commands_say_what_to_type(capsys) -> None:
+    for argv, instead in ((["seg", "train", "unet", "--epochs", "1"], "cnnlab train unet"),
+                          (["--debug", "seg", "predict", "run", "x.png"], "cnnlab predict"),
+                          (["text", "train", "textcnn"], "cnnlab train textcnn")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"use `{instead} ...`" in err and err.count("\n") == 1
 
 
 def test_command_line_values_arrive_with_their_types() -> None:
@@ -222,7 +251,7 @@ def test_converted_zoo_weights_predict_with_imagenet_names(fill, reference_dir, 
     from cnnlab.weights import convert_file, imagenet_class_names
 
     state_dict, _, _ = fill.load_fixture(reference_dir / "torchvision__resnet18.json")
-    weights = tmp_path / "r18.safetensors"
+    weights = tmp_path / "r18-tv"
     convert_file(state_dict, "torchvision", "resnet18", weights)
     image = (np.random.default_rng(0).random((300, 280, 3)) * 255).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "photo.png")

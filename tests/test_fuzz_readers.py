@@ -339,7 +339,7 @@ def _read_isbi(root: Path) -> None:
 def _build_checkpoint(folder: Path) -> list[Path]:
     import torch
 
-    from cnnlab.train.checkpoint import save_checkpoint
+    from cnnlab.checkpoint import save_checkpoint
 
     tensors = {"model.conv.weight": torch.randn(4, 3, 3, 3), "model.bn.num_batches_tracked": torch.tensor(7),
                "optim.0.momentum_buffer": torch.zeros(4, 3, 3, 3), "rng.torch": torch.get_rng_state()}
@@ -352,7 +352,7 @@ def _build_checkpoint(folder: Path) -> list[Path]:
 def _read_checkpoint(root: Path) -> None:
     import torch
 
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(root / "last.json")
     assert isinstance(checkpoint.meta, dict) and isinstance(checkpoint.step, int)
@@ -519,7 +519,7 @@ def _worker(argv: list[str]) -> int:
     import cnnlab.segment.data  # noqa: F401
     import cnnlab.text.datasets  # noqa: F401
     import cnnlab.text.vectors  # noqa: F401
-    import cnnlab.train.checkpoint  # noqa: F401
+    import cnnlab.checkpoint  # noqa: F401
 
     limit = _cap_memory()
     start = time.perf_counter()

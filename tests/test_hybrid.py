@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent(
     from torch import nn
     from cnnlab.layers.heads import FullyConnectedHead
     from cnnlab.models.base import ImageClassifier
-    from cnnlab.registry import ModelCard, Paper, register_model
+    from cnnlab.cards import ModelCard, Paper
+    from cnnlab.registry import register_model
     from cnnlab.train import TrainConfig, Trainer
     from cnnlab.train.distributed import shutdown
 

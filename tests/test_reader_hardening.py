@@ -361,13 +361,13 @@ def test_atomic_write_temporaries_match_the_cleanup_pattern(tmp_path: Path, monk
 
 
 def _checkpoint(tmp_path: Path) -> Path:
-    from cnnlab.train.checkpoint import save_checkpoint
+    from cnnlab.checkpoint import save_checkpoint
 
     return save_checkpoint(tmp_path, "last", {"model.w": torch.ones(3)}, {"step": 4})
 
 
 def test_damaged_tensors_with_a_consistent_hash_are_a_cnnlab_error(tmp_path: Path) -> None:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
 
     record = _checkpoint(tmp_path)
     meta = json.loads(record.read_text())
@@ -384,7 +384,7 @@ def test_damaged_tensors_with_a_consistent_hash_are_a_cnnlab_error(tmp_path: Pat
 @pytest.mark.parametrize("key, value", [("tensors", 7), ("sha256", None), ("format_version", "1"), ("step", "4"),
                                         ("tensors", "")])
 def test_checkpoint_fields_of_the_wrong_type_are_cnnlab_errors(tmp_path: Path, key: str, value: object) -> None:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
 
     record = _checkpoint(tmp_path)
     meta = json.loads(record.read_text())
@@ -396,7 +396,7 @@ def test_checkpoint_fields_of_the_wrong_type_are_cnnlab_errors(tmp_path: Path, k
 
 
 def test_checkpoint_json_with_deep_nesting_or_pickle_is_a_cnnlab_error(tmp_path: Path) -> None:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
 
     record = tmp_path / "last.json"
     record.write_bytes(b"[" * 100_000)

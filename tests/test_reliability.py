@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load as tensors_from_bytes
 from safetensors.torch import save as tensors_to_bytes
 
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import NonFiniteLossError, Trainer, load_checkpoint
-from cnnlab.train.checkpoint import NonFiniteTensorsError, save_checkpoint
+from cnnlab.checkpoint import NonFiniteTensorsError, save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_checkpoint import _tiny_config  # noqa: E402

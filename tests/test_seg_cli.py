@@ -1,4 +1,4 @@
-"""`cnnlab seg train` and `cnnlab seg predict`, and the ISBI 2012 reader, end to end."""
+"""`cnnlab train unet` and `cnnlab predict` of a U-Net run, and the ISBI 2012 reader, end to end."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.segment.data import kfold_splits, load_isbi2012
 
 
@@ -38,7 +38,7 @@ def trained_run(tmp_path_factory, data_dir):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
     # Width 2 and 4 px output tiles: 30 tiny steps, a pipeline check, not a model.
-    args = ["seg", "train", "unet", "--dataset", "isbi2012", "--data-dir", str(data_dir), "--out", str(out),
+    args = ["train", "unet", "--dataset", "isbi2012", "--data-dir", str(data_dir), "--out", str(out),
             "--width", "2", "--tile", "4", "--epochs", "1", "--lr", "0.001"]
     try:
         assert main(args) == 0
@@ -59,12 +59,12 @@ def test_predict_writes_probabilities_and_overlay(trained_run, tmp_path, capsys)
     Image.fromarray(image).save(tmp_path / "slice.png")
     out = tmp_path / "pred"
     image_file = str(tmp_path / "slice.png")
-    assert main(["seg", "predict", str(trained_run), image_file, "--out", str(out), "--tile", "20"]) == 0
+    assert main(["predict", str(trained_run), image_file, "--out", str(out), "--tile", "20"]) == 0
     with Image.open(out / "slice_prob.png") as prob:
         assert prob.size == (56, 40) and prob.mode.startswith("I")
     with Image.open(out / "slice_overlay.png") as overlay:
         assert overlay.size == (56, 40) and overlay.mode == "RGB"
-    assert main(["seg", "predict", str(trained_run / "checkpoints" / "last.json"), str(tmp_path / "slice.png"), "--out", str(out),
+    assert main(["predict", str(trained_run / "checkpoints" / "last.json"), str(tmp_path / "slice.png"), "--out", str(out),
                  "--tile", "20", "--format", "npy"]) == 0
     prob = np.load(out / "slice_prob.npy")
     assert prob.shape == (40, 56) and 0 <= prob.min() and prob.max() <= 1
@@ -76,7 +76,7 @@ def test_predict_chooses_the_tile_and_precision(trained_run, tmp_path):
     probs = {}
     for name, flags in {"auto": [], "tile": ["--tile", "20"], "bf16": ["--precision", "bf16"]}.items():
         precision = [] if name == "bf16" else ["--precision", "fp32"]
-        assert main(["seg", "predict", str(trained_run), str(tmp_path / "slice.png"), "--out", str(tmp_path / name),
+        assert main(["predict", str(trained_run), str(tmp_path / "slice.png"), "--out", str(tmp_path / name),
                      "--format", "npy", *flags, *precision]) == 0
         probs[name] = np.load(tmp_path / name / "slice_prob.npy")
     # The run set no eval_tile: one automatic 52 x 68 px tile, the same map as 20 px tiles.
@@ -88,21 +88,21 @@ def test_inference_tile_is_the_flag_then_the_runs_choice_then_auto():
     from types import SimpleNamespace
 
     from cnnlab.segment.task import SegOptions, inference_tile
+    from cnnlab.train.config import options_from_dict
 
     chose = SimpleNamespace(meta={"config": {"task": {"eval_tile": 196}}, "task": {"options": {"eval_tile": 196}}})
     old_default = SimpleNamespace(meta={"config": {"task": {}}, "task": {"options": {"eval_tile": 388}}})
     assert inference_tile(chose, {"tile": 100}) == 100
     assert inference_tile(chose, {"tile": None}) == 196
     assert inference_tile(old_default, {}) is None  # 388 was only the old default: choose per image
-    assert SegOptions().eval_tile is None and SegOptions.from_dict({"eval_tile": 388}).eval_tile == 388
+    assert SegOptions().eval_tile is None and options_from_dict(SegOptions, {"eval_tile": 388}, "").eval_tile == 388
 
 
 def test_errors_are_one_line(tmp_path, capsys):
-    assert main(["seg", "predict", str(tmp_path / "missing"), "x.png"]) == 2
+    assert main(["predict", str(tmp_path / "missing"), "x.png"]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main(["seg", "train", "unet", "--tile", "390"]) == 2
+    assert main(["train", "unet", "--tile", "390"]) == 2
     assert "nearest valid output sizes: 388, 404" in capsys.readouterr().err
-    assert main(["seg", "train", "alexnet"]) == 2
 
 
 def _synthetic_isbi(root):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.cli import build_parser, main
+from cnnlab.commands.cli import build_parser, main
 from cnnlab.errors import CnnlabError
 from cnnlab.studies import all_studies, get_study
 from cnnlab.studies.framework import (MODES, Analysis, Arm, Mode, Run, Study, arm_config, run_name, run_study,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
 from cnnlab.studies import get_study
 from cnnlab.studies.catalog import word2vec_sg_vs_cbow as study_module

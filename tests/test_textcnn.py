@@ -15,7 +15,7 @@ from cnnlab.models.textcnn import TextCNN
 from cnnlab.text.task import TextOptions, collate, epoch_batches, kim_fixed_batches
 from cnnlab.text.vectors import KeyedVectors, embedding_matrix
 from cnnlab.train import cross_validate, resolve_config
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.checkpoint import load_checkpoint
 from cnnlab.train.optim import LazyAdadelta
 
 VOCAB = 40

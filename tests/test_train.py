@@ -13,16 +13,17 @@ import torch
 import yaml
 import torch.nn.functional as F
 
-from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, build_optimizer, classification_loss
-from cnnlab.train.checkpoint import load_checkpoint
-import cnnlab.cli
+from cnnlab.classify import classification_loss
+from cnnlab.train import LrSchedule, NonFiniteLossError, TrainConfig, Trainer, build_optimizer
+from cnnlab.checkpoint import load_checkpoint
+import cnnlab.commands.cli as cli
 import cnnlab.train.config
 from cnnlab.hardware import keep_freed_memory
-from cnnlab.train.config import apply_override, input_pipeline, load_recipe, resolve_config, resolve_precision
+from cnnlab.train.config import (apply_override, input_pipeline, load_recipe, resolve_config, resolve_precision,
+                                 shipped_recipes)
 from cnnlab.train.distributed import DistContext
-from cnnlab.train.classification import epoch_batches
+from cnnlab.classify.task import epoch_batches
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def _params() -> list[torch.nn.Parameter]:
@@ -30,7 +31,7 @@ def _params() -> list[torch.nn.Parameter]:
 
 
 def test_resnet_cifar_schedule_counts_iterations() -> None:
-    config = resolve_config("resnet20", RECIPES / "resnet_cifar.yaml")
+    config = resolve_config("resnet20", "resnet_cifar")
     assert config.optimizer == {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
     assert (config.batch_size, config.max_steps) == (128, 64000)
     optimizer = build_optimizer(_params(), config.optimizer)
@@ -108,16 +109,17 @@ def test_epoch_order_is_seeded_differs_per_epoch_and_shards_cover_the_global_bat
 
 
 def test_every_recipe_resolves_and_builds(tmp_path: Path) -> None:
-    for recipe in sorted(RECIPES.glob("*.yaml")):
+    assert len(shipped_recipes()) >= 10
+    for recipe in shipped_recipes():
         config = resolve_config("resnet20", recipe)
         build_optimizer(_params(), config.optimizer)
         LrSchedule(config.schedule, steps_per_epoch=10, total_steps=100)
         input_pipeline(config.to_dict(), train=True)
-    assert load_recipe(RECIPES / "inception_v3.yaml")["label_smoothing"] == 0.1
+    assert load_recipe("inception_v3")["label_smoothing"] == 0.1
 
 
 def test_overrides_reach_into_the_recipe_and_unknown_keys_fail() -> None:
-    config = resolve_config("resnet20", RECIPES / "resnet_cifar.yaml", ["optimizer.lr=0.05", "augment=[]", "max_steps=null"])
+    config = resolve_config("resnet20", "resnet_cifar", ["optimizer.lr=0.05", "augment=[]", "max_steps=null"])
     assert config.optimizer["lr"] == 0.05 and config.augment == [] and config.max_steps is None
     assert config.optimizer["momentum"] == 0.9, "the recipe's other optimizer settings stay"
     with pytest.raises(ValueError, match="unknown config key.*epoch\\b"):
@@ -159,8 +161,8 @@ class _MallInfo2(ctypes.Structure):
 
 def test_the_cnnlab_command_keeps_freed_memory_from_glibc_going_back_to_the_kernel(monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(cnnlab.cli, "keep_freed_memory", lambda: calls.append(1))
-    assert cnnlab.cli.main(["models", "resnet20"]) == 0 and calls == [1]
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append(1))
+    assert cli.main(["models", "resnet20"]) == 0 and calls == [1]
     monkeypatch.setenv("CNNLAB_KEEP_FREED_MEMORY", "0")
     assert keep_freed_memory() is False, "the opt-out leaves the allocator alone"
     monkeypatch.delenv("CNNLAB_KEEP_FREED_MEMORY")

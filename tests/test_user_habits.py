@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cnnlab import list_models
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
 from cnnlab.train import Trainer, load_checkpoint, resolve_config
 
@@ -72,6 +73,23 @@ def test_fine_tuning_replaces_the_classifier_and_can_freeze_the_trunk(shapes: Pa
     assert not (after["head.fc.weight"] == state["head.fc.weight"]).all(), "the new classifier trained"
     with pytest.raises(CnnlabError, match="freeze needs trained weights"):
         resolve_config("resnet20", flags={"freeze": "features"})
+
+
+def test_fine_tuning_across_channel_counts_adapts_the_first_convolution(shapes: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    grey = ["--recipe", "digits", "--max-steps", "1", "--set", "eval_batch_size=400"]
+    assert main(["train", "resnet20", *grey, "--out", str(tmp_path / "digits")]) == 0
+    trained = load_checkpoint(tmp_path / "digits").model_state()["stem.0.0.weight"]
+    capsys.readouterr()
+    colour = ["--dataset", f"folder:{shapes}", "--max-steps", "1", "--batch-size", "16", "--lr", "0"]
+    assert main(["train", "resnet20", *colour, "--init-from", str(tmp_path / "digits"),
+                 "--out", str(tmp_path / "rgb")]) == 0
+    assert "stem.0.0.weight adapted from 1 to 3 input channel(s) (repeated and scaled by 1/3)" in capsys.readouterr().err
+    rgb = load_checkpoint(tmp_path / "rgb").model_state()["stem.0.0.weight"]
+    # A grey image copied into the three channels meets the filters the grey run learned.
+    assert rgb.shape == (16, 3, 3, 3) and torch.allclose(rgb.sum(dim=1, keepdim=True), trained, atol=1e-6)
+    assert main(["train", "resnet20", *grey, "--init-from", str(tmp_path / "rgb"), "--out", str(tmp_path / "back")]) == 0
+    assert "adapted from 3 to 1 input channel(s) (summed)" in capsys.readouterr().err
 
 
 def test_a_resume_with_more_epochs_says_it_stretches_the_schedule(tmp_path: Path, capsys) -> None:

@@ -9,7 +9,6 @@ fixtures these tests skip with the reason, except under CI (CI=true), where they
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from types import ModuleType
@@ -18,9 +17,10 @@ import pytest
 import torch
 
 import cnnlab
-from cnnlab.cli import main
+from cnnlab.commands import main
 from cnnlab.errors import CnnlabError
-from cnnlab.weights import convert_file, imagenet_class_names, load_converted
+from cnnlab.train import load_checkpoint, load_model
+from cnnlab.weights import convert_file, imagenet_class_names
 
 # fixture -> cnnlab model (issue 15's table); GoogLeNet is a different network in torchvision.
 FIXTURES = {
@@ -83,32 +83,29 @@ def test_a_changed_tensor_is_detected(fill: ModuleType, reference_dir: Path) -> 
     ("cadene__bninception", {"mean": [104.0, 117.0, 128.0], "std": [1.0, 1.0, 1.0], "scale": 255, "bgr": True},
      {"caffe_pools": True}),
 ])
-def test_convert_writes_one_file_that_rebuilds_the_model(fixture: str, preprocessing: dict, options: dict,
-                                                         fill: ModuleType, reference_dir: Path,
-                                                         tmp_path: Path) -> None:
-    from safetensors import safe_open
-
+def test_convert_writes_a_checkpoint_that_rebuilds_the_model(fixture: str, preprocessing: dict, options: dict,
+                                                              fill: ModuleType, reference_dir: Path,
+                                                              tmp_path: Path) -> None:
     state_dict, x, expected = _load(fill, reference_dir, fixture)
     source, name = fixture.split("__")[0], FIXTURES[fixture]
-    out = tmp_path / f"{name}.safetensors"
+    out = tmp_path / name
     line = convert_file(state_dict, source, name, out)
-    assert "\n" not in line and str(out) in line
-    with safe_open(str(out), framework="pt") as f:
-        metadata = f.metadata()
-    record = json.loads(metadata["model"])
+    record_file = out / "checkpoints" / "last.json"
+    assert "\n" not in line and str(record_file) in line
+    # The same record as a trained run's checkpoint: the model, the task with the zoo's preprocessing, the classes.
+    meta = load_checkpoint(out).meta
+    record = meta["model"]
     assert record["name"] == name and record["num_classes"] == 1000 and record["in_chans"] == 3
     assert options.items() <= record["kwargs"].items()
-    assert json.loads(metadata["source"]) == source
-    assert preprocessing.items() <= json.loads(metadata["preprocessing"]).items()
-    assert json.loads(metadata["classes"]) == "imagenet-1k"
+    assert meta["task"]["name"] == "classification" and meta["task"]["zoo"]["source"] == source
+    assert preprocessing.items() <= meta["task"]["zoo"]["preprocessing"].items()
+    assert meta["classes"][0] == "tench" and len(meta["classes"]) == 1000
 
-    model, info = load_converted(out)
+    model = load_model(out)  # the one loader, given a path
     assert not model.training
     with torch.no_grad():
         assert _relative_error(model(x), expected) <= TOLERANCE
-    assert info["preprocessing"] == json.loads(metadata["preprocessing"])
-    assert info["classes"][0] == "tench" and len(info["classes"]) == 1000
-    native = cnnlab.create_model(name, weights=out, weights_source="cnnlab")
+    native = cnnlab.create_model(name, weights=model.state_dict(), weights_source="cnnlab", **record["kwargs"])
     assert all(torch.equal(a, b) for a, b in zip(native.state_dict().values(), model.state_dict().values()))
 
 
@@ -130,17 +127,19 @@ def test_pth_files_load_with_weights_only(fill: ModuleType, reference_dir: Path,
 def test_cli_convert(fill: ModuleType, reference_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     state_dict, _, _ = _load(fill, reference_dir, "torchvision__resnet18")
     torch.save(state_dict, tmp_path / "resnet18.pth")
-    out = tmp_path / "resnet18.safetensors"
+    out = tmp_path / "resnet18-tv"
     argv = ["convert", str(tmp_path / "resnet18.pth"), "--source", "torchvision", "--model", "resnet18",
             "--out", str(out)]
     assert main(argv) == 0
     assert "resnet18: loaded torchvision weights" in capsys.readouterr().out
-    before = out.read_bytes()
-    assert main(argv) == 2  # an existing file is never replaced without --overwrite
-    assert "exists" in capsys.readouterr().err and out.read_bytes() == before
+    record = out / "checkpoints" / "last.json"
+    before = record.read_bytes()
+    assert main(argv) == 2  # a checkpoint is never replaced without --overwrite
+    assert "holds a checkpoint" in capsys.readouterr().err and record.read_bytes() == before
     # A zoo's safetensors file has its tensors sorted by name: the layer order is lost.
-    assert main(["convert", str(out), "--source", "torchvision", "--model", "resnet18",
-                 "--out", str(tmp_path / "again.safetensors")]) == 2
+    (tensors,) = (out / "checkpoints").glob("tensors-*.safetensors")
+    assert main(["convert", str(tensors), "--source", "torchvision", "--model", "resnet18",
+                 "--out", str(tmp_path / "again")]) == 2
     assert "keeps no layer order" in capsys.readouterr().err
 
 

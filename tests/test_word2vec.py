@@ -228,7 +228,7 @@ def test_trains_on_gpu():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_command_line_writes_a_vector_file(tmp_path, capsys, backend):
-    from cnnlab.cli import main
+    from cnnlab.commands import main
     from cnnlab.text.vectors import KeyedVectors
 
     rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cnnlab.api import create_model
 from cnnlab.errors import CnnlabError
 
 
@@ -58,8 +59,6 @@ class Profile:
 
 def _on_meta(model_or_name: nn.Module | str, **kwargs) -> nn.Module:
     if isinstance(model_or_name, str):
-        from cnnlab.registry import create_model
-
         with torch.device("meta"):
             return create_model(model_or_name, **kwargs)
     if kwargs:

@@ -15,10 +15,12 @@ from typing import TextIO
 import torch
 
 from cnnlab.analysis.profile import Profile, StageProfile, profile
+from cnnlab.api import create_model
+from cnnlab.cards import ModelCard
 from cnnlab.data.dataset import cache_root
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write
-from cnnlab.registry import ModelCard, create_model, list_models, model_card
+from cnnlab.registry import list_models, model_card
 
 
 def human(n: float) -> str:
@@ -79,7 +81,7 @@ def paper_profile(name: str, input_size: int | None = None) -> Profile:
 def _code_version() -> str:
     """A hash of the code a profile depends on: the models, the layers, the counter."""
     root = Path(__file__).resolve().parents[1]
-    files = sorted([*root.glob("models/*.py"), *root.glob("layers/*.py"), root / "registry.py",
+    files = sorted([*root.glob("models/*.py"), *root.glob("layers/*.py"), root / "cards.py", root / "api.py",
                     root / "analysis" / "profile.py"])
     digest = hashlib.sha256()
     for path in files:

@@ -21,9 +21,8 @@ split that lacks a class the other has is a warning, not an error: a small or
 partial test set is legitimate, and the labels stay right; the warning says
 that the missing class is never tested (or, for train, never learnt).
 
-Decoding is the slow part (CIFAR-10's 10,000 test JPEGs took 2.1 s on this
-2-core machine, 0.003 s from the cache), so the result is cached as uint8
-tensors (see :mod:`cnnlab.data.cache`).
+Decoding is the slow part (reading the cache instead costs almost nothing), so
+the result is cached as uint8 tensors (see :mod:`cnnlab.data.cache`).
 """
 
 from __future__ import annotations

@@ -5,9 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.registry import Paper
-
-SENET_PAPER = Paper("Hu, Shen, Sun", 2018, "Squeeze-and-Excitation Networks")
 SE_REDUCTION = 16  # the paper's default r (section 6.1), used for all its SE nets
 
 

@@ -1,11 +1,6 @@
 """Model families, one module each.
 
-Every module in this package is imported here so that its ``@register_model``
-builders are registered; a new family needs no other wiring.
+Each module marks its builders with their cards (:func:`cnnlab.cards.with_card`);
+:mod:`cnnlab.registry` imports every module here and collects them, so a new family
+needs no other wiring.
 """
-
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")

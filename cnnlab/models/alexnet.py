@@ -30,7 +30,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.layers import FullyConnectedHead, LocalResponseNorm, class_layer
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import Paper, cifar_card, imagenet_card, register_model
+from cnnlab.cards import Paper, cifar_card, imagenet_card, with_card
 
 ALEXNET_PAPER = Paper("Krizhevsky, Sutskever, Hinton", 2012,
                       "ImageNet Classification with Deep Convolutional Neural Networks")
@@ -122,14 +122,14 @@ _OWT_CARD = imagenet_card(
 )
 
 
-@register_model(_ALEXNET_CARD)
+@with_card(_ALEXNET_CARD)
 def alexnet(*, num_classes: int, in_chans: int, lrn_mode: str = "across", dropout: float = 0.5) -> AlexNet:
     """The paper's two-tower AlexNet (``lrn_mode="within"`` for spatial normalisation)."""
     return AlexNet(widths=(96, 256, 384, 384, 256), towers=2, lrn=True, lrn_mode=lrn_mode, dropout=dropout,
                    in_chans=in_chans, num_classes=num_classes)
 
 
-@register_model(_OWT_CARD)
+@with_card(_OWT_CARD)
 def alexnet_owt(*, num_classes: int, in_chans: int, dropout: float = 0.5, conv1_padding: int = 0) -> AlexNet:
     """The single-tower 64-192-384-256-256 net of "One weird trick", without LRN.
 
@@ -289,7 +289,7 @@ _CIFAR_CARD = cifar_card(
 )
 
 
-@register_model(_CIFAR_CARD)
+@with_card(_CIFAR_CARD)
 def alexnet_cifar(*, num_classes: int, in_chans: int, activation: str = "relu", lrn: bool = True,
                   pool: str = "overlapping", hidden: int | None = None, dropout: float = 0.0) -> AlexNetCifar:
     """The four-layer CIFAR-10 net of sections 3.1 and 3.3, with the paper's comparisons as options.

@@ -31,7 +31,7 @@ from torch.utils.checkpoint import checkpoint
 from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead, he_init
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, cifar_card, imagenet_card, register_model
+from cnnlab.cards import ModelCard, Paper, cifar_card, imagenet_card, with_card
 
 DENSENET_PAPER = Paper("Huang, Liu, van der Maaten, Weinberger", 2017, "Densely Connected Convolutional Networks")
 
@@ -218,31 +218,31 @@ def _imagenet_card(errors: dict[str, float], source: str = _IMAGENET_SOURCE, not
     return imagenet_card(DENSENET_PAPER, errors=errors, source=source, notes=notes)
 
 
-@register_model(_imagenet_card({"top1": 25.02, "top5": 7.71}))
+@with_card(_imagenet_card({"top1": 25.02, "top5": 7.71}))
 def densenet121(**kwargs) -> DenseNet:
     """DenseNet-BC-121 (k=32): blocks of 6, 12, 24, 16 layers."""
     return _imagenet((6, 12, 24, 16), **kwargs)
 
 
-@register_model(_imagenet_card({"top1": 23.80, "top5": 6.85}))
+@with_card(_imagenet_card({"top1": 23.80, "top5": 6.85}))
 def densenet169(**kwargs) -> DenseNet:
     """DenseNet-BC-169 (k=32): blocks of 6, 12, 32, 32 layers."""
     return _imagenet((6, 12, 32, 32), **kwargs)
 
 
-@register_model(_imagenet_card({"top1": 22.58, "top5": 6.34}))
+@with_card(_imagenet_card({"top1": 22.58, "top5": 6.34}))
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-BC-201 (k=32): blocks of 6, 12, 48, 32 layers."""
     return _imagenet((6, 12, 48, 32), **kwargs)
 
 
-@register_model(_imagenet_card({"top1": 22.15, "top5": 6.12}))
+@with_card(_imagenet_card({"top1": 22.15, "top5": 6.12}))
 def densenet264(**kwargs) -> DenseNet:
     """DenseNet-BC-264 (k=32): blocks of 6, 12, 64, 48 layers."""
     return _imagenet((6, 12, 64, 48), **kwargs)
 
 
-@register_model(_imagenet_card({}, source="the authors' released models (not in the paper's tables)",
+@with_card(_imagenet_card({}, source="the authors' released models (not in the paper's tables)",
                                notes="k=48, 96-map stem, blocks of 6, 12, 36, 24 layers. " + _IMAGENET_NOTE))
 def densenet161(**kwargs) -> DenseNet:
     """DenseNet-BC-161 (k=48): blocks of 6, 12, 36, 24 layers."""
@@ -261,37 +261,37 @@ def _errors(c10: float | None, c10_aug: float, c100: float | None, c100_aug: flo
     return {name: value for name, value in named.items() if value is not None}
 
 
-@register_model(_cifar_card(1.0e6, _errors(7.00, 5.24, 27.55, 24.42, 1.79)))
+@with_card(_cifar_card(1.0e6, _errors(7.00, 5.24, 27.55, 24.42, 1.79)))
 def densenet40_k12(*, bottleneck: bool = False, compression: float = 1.0, **kwargs) -> DenseNet:
     """DenseNet (L=40, k=12): basic layers, no compression."""
     return cifar_densenet(40, 12, bottleneck=bottleneck, compression=compression, **kwargs)
 
 
-@register_model(_cifar_card(7.0e6, _errors(5.77, 4.10, 23.79, 20.20, 1.67)))
+@with_card(_cifar_card(7.0e6, _errors(5.77, 4.10, 23.79, 20.20, 1.67)))
 def densenet100_k12(*, bottleneck: bool = False, compression: float = 1.0, **kwargs) -> DenseNet:
     """DenseNet (L=100, k=12)."""
     return cifar_densenet(100, 12, bottleneck=bottleneck, compression=compression, **kwargs)
 
 
-@register_model(_cifar_card(27.2e6, _errors(5.83, 3.74, 23.42, 19.25, 1.59)))
+@with_card(_cifar_card(27.2e6, _errors(5.83, 3.74, 23.42, 19.25, 1.59)))
 def densenet100_k24(*, bottleneck: bool = False, compression: float = 1.0, **kwargs) -> DenseNet:
     """DenseNet (L=100, k=24)."""
     return cifar_densenet(100, 24, bottleneck=bottleneck, compression=compression, **kwargs)
 
 
-@register_model(_cifar_card(0.8e6, _errors(5.92, 4.51, 24.15, 22.27, 1.76)))
+@with_card(_cifar_card(0.8e6, _errors(5.92, 4.51, 24.15, 22.27, 1.76)))
 def densenet_bc100_k12(*, bottleneck: bool = True, compression: float = 0.5, **kwargs) -> DenseNet:
     """DenseNet-BC (L=100, k=12)."""
     return cifar_densenet(100, 12, bottleneck=bottleneck, compression=compression, **kwargs)
 
 
-@register_model(_cifar_card(15.3e6, _errors(5.19, 3.62, 19.64, 17.60, 1.74)))
+@with_card(_cifar_card(15.3e6, _errors(5.19, 3.62, 19.64, 17.60, 1.74)))
 def densenet_bc250_k24(*, bottleneck: bool = True, compression: float = 0.5, **kwargs) -> DenseNet:
     """DenseNet-BC (L=250, k=24)."""
     return cifar_densenet(250, 24, bottleneck=bottleneck, compression=compression, **kwargs)
 
 
-@register_model(_cifar_card(25.6e6, _errors(None, 3.46, None, 17.18, None)))
+@with_card(_cifar_card(25.6e6, _errors(None, 3.46, None, 17.18, None)))
 def densenet_bc190_k40(*, bottleneck: bool = True, compression: float = 0.5, **kwargs) -> DenseNet:
     """DenseNet-BC (L=190, k=40)."""
     return cifar_densenet(190, 40, bottleneck=bottleneck, compression=compression, **kwargs)

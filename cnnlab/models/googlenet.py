@@ -30,9 +30,9 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead, ConvBnAct, he_init
 from cnnlab.layers.inception import AuxClassifier, Concat, chain, described, paper_average_pool
 from cnnlab.layers.lrn import LocalResponseNorm
-from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
+from cnnlab.layers.se import SE_REDUCTION
 from cnnlab.models.base import InceptionNet
-from cnnlab.registry import ModelCard, Paper, cifar_card, imagenet_card, register_model
+from cnnlab.cards import SENET_PAPER, ModelCard, Paper, cifar_card, imagenet_card, with_card
 
 GOOGLENET_PAPER = Paper("Szegedy et al.", 2015, "Going Deeper with Convolutions")
 BN_PAPER = Paper("Ioffe, Szegedy", 2015, "Batch Normalization: Accelerating Deep Network Training by Reducing "
@@ -288,7 +288,7 @@ def _card(paper: Paper, *, min_input_size: int, params: float | None, macs: floa
                          macs_tolerance=macs_tolerance, errors=errors, source=source, notes=notes)
 
 
-@register_model(_card(
+@with_card(_card(
     GOOGLENET_PAPER, min_input_size=79, params=7.0e6, macs=1.5e9, macs_tolerance=0.06, errors={"top5": 10.07},
     source="Table 1 (params column, summed and converted from its 1024-based K); Table 3 (1 model, 1 crop)",
     notes="counts without the auxiliary heads (aux_logits=False). Table 1's K are 1024 (3a: 163,328 weights = 159K), "
@@ -311,7 +311,7 @@ def googlenet(*, aux_logits: bool = True, naive: bool = False, bn: bool = False,
     return _googlenet(aux_logits=aux_logits, naive=naive, bn=bn, **kwargs)
 
 
-@register_model(_card(
+@with_card(_card(
     BN_PAPER, min_input_size=32, params=None, macs=2.03e9, errors={"top1": 25.2, "top5": 7.82},
     source="Figure 5 (architecture); Hu et al. 2018 Table 2 (2.03 GFLOPs = multiply-adds, for its re-implementation; "
            "the single-crop errors it quotes from the original)",
@@ -335,7 +335,7 @@ def bn_inception(*, caffe_pools: bool = False, bn: bool = True, activation: str 
     return _bn_inception(caffe_pools=caffe_pools, bn=bn, activation=activation, **kwargs)
 
 
-@register_model(cifar_card(
+@with_card(cifar_card(
     BN_PAPER, params=None, macs=None, source="section 4.2.2, Figures 2 and 3 (the network scaled down for CIFAR-10)",
     notes="a scale-down of Figure 5 for the batch-norm case study, not a network of the paper: the ten modules "
           "in order (3a-3c, 4a-4e, 5a-5b) with every width divided by 4 (3a: 1x1 16; 1x1 16, 3x3 16; 1x1 16, "
@@ -357,7 +357,7 @@ def bn_inception_cifar(*, bn: bool = True, activation: str = "relu", **kwargs) -
     return _bn_inception_cifar(bn=bn, activation=activation, **kwargs)
 
 
-@register_model(_card(
+@with_card(_card(
     SENET_PAPER, min_input_size=32, params=None, macs=2.04e9, errors={"top1": 24.23, "top5": 7.14},
     source="Table 2 (GFLOPs = multiply-adds, single-crop 224 errors)",
     notes="BN-Inception with an SE block (r=16) on the output of every inception module, Figure 2",

@@ -23,9 +23,9 @@ from torch import nn
 
 from cnnlab.layers import ClassifierHead, ConvBnAct
 from cnnlab.layers.inception import AuxClassifier, Concat, Units, chain, described, paper_average_pool
-from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
+from cnnlab.layers.se import SE_REDUCTION
 from cnnlab.models.base import InceptionNet
-from cnnlab.registry import ModelCard, Paper, imagenet_card, register_model
+from cnnlab.cards import SENET_PAPER, ModelCard, Paper, imagenet_card, with_card
 
 V3_PAPER = Paper("Szegedy, Vanhoucke, Ioffe, Shlens, Wojna", 2016, "Rethinking the Inception Architecture for "
                  "Computer Vision")
@@ -159,7 +159,7 @@ def _card(paper: Paper, *, params: float | None, macs: float | None, errors: dic
                          source=source, notes=notes)
 
 
-@register_model(_card(
+@with_card(_card(
     V3_PAPER, params=23.8e6, macs=5.7e9, errors={"top1": 21.2, "top5": 5.6},
     source="Table 3 (single crop, 299x299); abstract ('less than 25 million parameters', '5 billion multiply-adds'); "
            "23.8M and 5.7G are the released graph's numbers as torchvision's model table lists them",
@@ -187,7 +187,7 @@ def inception_v3(*, aux_logits: bool = True, bn_eps: float = 1e-5, count_include
                          factorized_stem=factorized_stem, aux_fc_bn=aux_fc_bn, **kwargs)
 
 
-@register_model(_card(
+@with_card(_card(
     SENET_PAPER, params=None, macs=None, errors={}, source="Figure 2 (SE-Inception module)",
     notes="Inception-v3 with an SE block (r=16) on the output of every module (reductions included); "
           "SENet reports no numbers for it",

@@ -42,9 +42,9 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.layers import ConvBnAct, SqueezeExcite
 from cnnlab.layers.inception import Concat, Units, chain, described
-from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
+from cnnlab.layers.se import SE_REDUCTION
 from cnnlab.models.base import InceptionNet
-from cnnlab.registry import ModelCard, Paper, imagenet_card, register_model
+from cnnlab.cards import SENET_PAPER, ModelCard, Paper, imagenet_card, with_card
 
 V4_PAPER = Paper("Szegedy, Ioffe, Vanhoucke, Alemi", 2017, "Inception-v4, Inception-ResNet and the Impact of "
                  "Residual Connections on Learning")
@@ -358,7 +358,7 @@ def _card(paper: Paper, *, macs: float | None, errors: dict, source: str, notes:
 _V4_SOURCE = "Table 2 (single crop, 299x299); the paper tabulates no parameter or operation counts"
 
 
-@register_model(_card(V4_PAPER, macs=None, errors={"top1": 20.0, "top5": 5.0}, source=_V4_SOURCE,
+@with_card(_card(V4_PAPER, macs=None, errors={"top1": 20.0, "top5": 5.0}, source=_V4_SOURCE,
                       notes="Figure 9; dropout 0.2 (keep 0.8). release_layout=True with bn_eps=1e-3 is the "
                             "TF-slim checkpoint's layout (pool branches last; 1x7 first in the stem, 7x1 first in "
                             "Inception-B's five-conv branch, 3x1 first in Inception-C); same parameters and MACs"))
@@ -377,7 +377,7 @@ _RESNET_NOTES = ("Figure 15 (5 x A, 10 x B, 5 x C); residual_scale (A, B, C) def
                  "released TF-slim checkpoint's block counts (its stem differs: see inception_resnet_v2_release)")
 
 
-@register_model(_card(V4_PAPER, macs=None, errors={"top1": 21.3, "top5": 5.5}, source=_V4_SOURCE,
+@with_card(_card(V4_PAPER, macs=None, errors={"top1": 21.3, "top5": 5.5}, source=_V4_SOURCE,
                       notes=_RESNET_NOTES))
 def inception_resnet_v1(*, residual_scale: float | tuple[float, float, float] = DEFAULT_RESIDUAL_SCALE,
                         **kwargs) -> InceptionNet:
@@ -389,7 +389,7 @@ def inception_resnet_v1(*, residual_scale: float | tuple[float, float, float] = 
     return _inception_resnet(RESNET_V1, "inception_resnet_v1", residual_scale=residual_scale, **kwargs)
 
 
-@register_model(_card(V4_PAPER, macs=None, errors={"top1": 19.9, "top5": 4.9}, source=_V4_SOURCE,
+@with_card(_card(V4_PAPER, macs=None, errors={"top1": 19.9, "top5": 4.9}, source=_V4_SOURCE,
                       notes=_RESNET_NOTES))
 def inception_resnet_v2(*, residual_scale: float | tuple[float, float, float] = DEFAULT_RESIDUAL_SCALE,
                         **kwargs) -> InceptionNet:
@@ -401,7 +401,7 @@ def inception_resnet_v2(*, residual_scale: float | tuple[float, float, float] = 
     return _inception_resnet(RESNET_V2, "inception_resnet_v2", residual_scale=residual_scale, **kwargs)
 
 
-@register_model(_card(SENET_PAPER, macs=None, errors={"top1": 19.80, "top5": 4.79},
+@with_card(_card(SENET_PAPER, macs=None, errors={"top1": 19.80, "top5": 4.79},
                       source="Table 2 (single crop; 11.76 GFLOPs for its own re-implementation)",
                       notes="SE block (r=16) on each residual branch before the sum and on each reduction's output"))
 def se_inception_resnet_v2(*, residual_scale: float | tuple[float, float, float] = DEFAULT_RESIDUAL_SCALE,
@@ -411,7 +411,7 @@ def se_inception_resnet_v2(*, residual_scale: float | tuple[float, float, float]
                              **kwargs)
 
 
-@register_model(_card(
+@with_card(_card(
     V4_PAPER, params=55.8e6, macs=13.2e9, errors={"top1": 19.9, "top5": 4.9},
     source="Table 2 (single crop, 299x299); params and MACs: the TF-slim release (55.8M as Keras and timm list it)",
     notes="the network the authors released (TF-slim inception_resnet_v2), not Figure 15: Inception-v3's stem and a "

@@ -23,9 +23,9 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead, ConvBnAct, SqueezeExcite, he_init, make_shortcut
-from cnnlab.layers.se import SE_REDUCTION, SENET_PAPER
+from cnnlab.layers.se import SE_REDUCTION
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, cifar_card, imagenet_card, register_model
+from cnnlab.cards import SENET_PAPER, ModelCard, Paper, cifar_card, imagenet_card, with_card
 
 RESNET_PAPER = Paper("He, Zhang, Ren, Sun", 2016, "Deep Residual Learning for Image Recognition")
 PREACT_PAPER = Paper("He, Zhang, Ren, Sun", 2016, "Identity Mappings in Deep Residual Networks")
@@ -329,41 +329,41 @@ def _cifar_card(paper: Paper, *, params: float | None, errors: dict | None = Non
 _V1 = "v1: stride in the bottleneck's first 1x1 (stride_in='3x3' gives v1.5)"
 
 
-@register_model(_imagenet_card(RESNET_PAPER, macs=1.8e9, errors={"top1": 27.88}, source="Table 1; Table 2 (10-crop)"))
+@with_card(_imagenet_card(RESNET_PAPER, macs=1.8e9, errors={"top1": 27.88}, source="Table 1; Table 2 (10-crop)"))
 def resnet18(**kwargs) -> ResNet:
     return _imagenet((2, 2, 2, 2), False, **kwargs)
 
 
-@register_model(_imagenet_card(RESNET_PAPER, macs=3.6e9, errors={"top1": 24.52, "top5": 7.46},
+@with_card(_imagenet_card(RESNET_PAPER, macs=3.6e9, errors={"top1": 24.52, "top5": 7.46},
                                source="Table 1; Table 3 (ResNet-34 B, 10-crop)"))
 def resnet34(**kwargs) -> ResNet:
     return _imagenet((3, 4, 6, 3), False, **kwargs)
 
 
-@register_model(_imagenet_card(RESNET_PAPER, macs=3.8e9, errors={"top1": 22.85, "top5": 6.71},
+@with_card(_imagenet_card(RESNET_PAPER, macs=3.8e9, errors={"top1": 22.85, "top5": 6.71},
                                source="Table 1; Table 3 (10-crop)", notes=_V1))
 def resnet50(**kwargs) -> ResNet:
     return _imagenet((3, 4, 6, 3), True, **kwargs)
 
 
-@register_model(_imagenet_card(RESNET_PAPER, macs=7.6e9, errors={"top1": 21.75, "top5": 6.05},
+@with_card(_imagenet_card(RESNET_PAPER, macs=7.6e9, errors={"top1": 21.75, "top5": 6.05},
                                source="Table 1; Table 3 (10-crop)", notes=_V1))
 def resnet101(**kwargs) -> ResNet:
     return _imagenet((3, 4, 23, 3), True, **kwargs)
 
 
-@register_model(_imagenet_card(RESNET_PAPER, macs=11.3e9, errors={"top1": 21.43, "top5": 5.71},
+@with_card(_imagenet_card(RESNET_PAPER, macs=11.3e9, errors={"top1": 21.43, "top5": 5.71},
                                source="Table 1; Table 3 (10-crop)", notes=_V1))
 def resnet152(**kwargs) -> ResNet:
     return _imagenet((3, 8, 36, 3), True, **kwargs)
 
 
-@register_model(_imagenet_card(RESNET_PAPER, macs=1.8e9, errors={"top1": 27.94}, source="Table 2 (10-crop)"))
+@with_card(_imagenet_card(RESNET_PAPER, macs=1.8e9, errors={"top1": 27.94}, source="Table 2 (10-crop)"))
 def plain18(**kwargs) -> ResNet:
     return _imagenet((2, 2, 2, 2), False, residual=False, **kwargs)
 
 
-@register_model(_imagenet_card(RESNET_PAPER, macs=3.6e9, errors={"top1": 28.54, "top5": 10.02},
+@with_card(_imagenet_card(RESNET_PAPER, macs=3.6e9, errors={"top1": 28.54, "top5": 10.02},
                                source="Table 1; Table 3 (10-crop)"))
 def plain34(**kwargs) -> ResNet:
     return _imagenet((3, 4, 6, 3), False, residual=False, **kwargs)
@@ -372,32 +372,32 @@ def plain34(**kwargs) -> ResNet:
 _CIFAR_SOURCE = "Table 6 (CIFAR-10 test error, with augmentation)"
 
 
-@register_model(_cifar_card(RESNET_PAPER, params=0.27e6, errors={"top1": 8.75}, source=_CIFAR_SOURCE))
+@with_card(_cifar_card(RESNET_PAPER, params=0.27e6, errors={"top1": 8.75}, source=_CIFAR_SOURCE))
 def resnet20(**kwargs) -> ResNet:
     return _cifar(3, **kwargs)
 
 
-@register_model(_cifar_card(RESNET_PAPER, params=0.46e6, errors={"top1": 7.51}, source=_CIFAR_SOURCE))
+@with_card(_cifar_card(RESNET_PAPER, params=0.46e6, errors={"top1": 7.51}, source=_CIFAR_SOURCE))
 def resnet32(**kwargs) -> ResNet:
     return _cifar(5, **kwargs)
 
 
-@register_model(_cifar_card(RESNET_PAPER, params=0.66e6, errors={"top1": 7.17}, source=_CIFAR_SOURCE))
+@with_card(_cifar_card(RESNET_PAPER, params=0.66e6, errors={"top1": 7.17}, source=_CIFAR_SOURCE))
 def resnet44(**kwargs) -> ResNet:
     return _cifar(7, **kwargs)
 
 
-@register_model(_cifar_card(RESNET_PAPER, params=0.85e6, errors={"top1": 6.97}, source=_CIFAR_SOURCE))
+@with_card(_cifar_card(RESNET_PAPER, params=0.85e6, errors={"top1": 6.97}, source=_CIFAR_SOURCE))
 def resnet56(**kwargs) -> ResNet:
     return _cifar(9, **kwargs)
 
 
-@register_model(_cifar_card(RESNET_PAPER, params=1.7e6, errors={"top1": 6.43}, source=_CIFAR_SOURCE + "; best of 5, mean 6.61"))
+@with_card(_cifar_card(RESNET_PAPER, params=1.7e6, errors={"top1": 6.43}, source=_CIFAR_SOURCE + "; best of 5, mean 6.61"))
 def resnet110(**kwargs) -> ResNet:
     return _cifar(18, **kwargs)
 
 
-@register_model(_cifar_card(RESNET_PAPER, params=19.4e6, errors={"top1": 7.93}, source=_CIFAR_SOURCE))
+@with_card(_cifar_card(RESNET_PAPER, params=19.4e6, errors={"top1": 7.93}, source=_CIFAR_SOURCE))
 def resnet1202(**kwargs) -> ResNet:
     return _cifar(200, **kwargs)
 
@@ -407,38 +407,38 @@ def _plain_cifar_card() -> ModelCard:
     return _cifar_card(RESNET_PAPER, params=None, source="Figure 6 (plain nets, no table)")
 
 
-@register_model(_plain_cifar_card())
+@with_card(_plain_cifar_card())
 def plain20(**kwargs) -> ResNet:
     return _cifar(3, residual=False, **kwargs)
 
 
-@register_model(_plain_cifar_card())
+@with_card(_plain_cifar_card())
 def plain32(**kwargs) -> ResNet:
     return _cifar(5, residual=False, **kwargs)
 
 
-@register_model(_plain_cifar_card())
+@with_card(_plain_cifar_card())
 def plain44(**kwargs) -> ResNet:
     return _cifar(7, residual=False, **kwargs)
 
 
-@register_model(_plain_cifar_card())
+@with_card(_plain_cifar_card())
 def plain56(**kwargs) -> ResNet:
     return _cifar(9, residual=False, **kwargs)
 
 
-@register_model(_plain_cifar_card())
+@with_card(_plain_cifar_card())
 def plain110(**kwargs) -> ResNet:
     return _cifar(18, residual=False, **kwargs)
 
 
-@register_model(_cifar_card(PREACT_PAPER, params=1.7e6, errors={"top1": 5.46, "cifar100_top1": 24.33},
+@with_card(_cifar_card(PREACT_PAPER, params=1.7e6, errors={"top1": 5.46, "cifar100_top1": 24.33},
                             source="Table 3 (CIFAR-10/100 with augmentation)", params_exclude_norm=True))
 def preact_resnet164(**kwargs) -> ResNet:
     return _preact_cifar(18, **kwargs)
 
 
-@register_model(_cifar_card(PREACT_PAPER, params=10.2e6, errors={"top1": 4.62, "cifar100_top1": 22.71},
+@with_card(_cifar_card(PREACT_PAPER, params=10.2e6, errors={"top1": 4.62, "cifar100_top1": 22.71},
                             source="Table 3 (CIFAR-10/100 with augmentation)", params_exclude_norm=True))
 def preact_resnet1001(**kwargs) -> ResNet:
     return _preact_cifar(111, **kwargs)
@@ -447,19 +447,19 @@ def preact_resnet1001(**kwargs) -> ResNet:
 _RESNEXT = "stride in the 3x3, as in ResNeXt's code (stride_in='1x1' moves it)"
 
 
-@register_model(_imagenet_card(RESNEXT_PAPER, params=25.0e6, macs=4.2e9, errors={"top1": 22.2},
+@with_card(_imagenet_card(RESNEXT_PAPER, params=25.0e6, macs=4.2e9, errors={"top1": 22.2},
                                source="Table 1; Table 3 (single 224 crop)", notes=_RESNEXT))
 def resnext50_32x4d(**kwargs) -> ResNet:
     return _resnext((3, 4, 6, 3), 32, **kwargs)
 
 
-@register_model(_imagenet_card(RESNEXT_PAPER, macs=7.8e9, errors={"top1": 21.2, "top5": 5.6},
+@with_card(_imagenet_card(RESNEXT_PAPER, macs=7.8e9, errors={"top1": 21.2, "top5": 5.6},
                                source="Table 3 (single 224 crop)", notes=_RESNEXT))
 def resnext101_32x4d(**kwargs) -> ResNet:
     return _resnext((3, 4, 23, 3), 32, **kwargs)
 
 
-@register_model(_imagenet_card(RESNEXT_PAPER, macs=15.6e9, errors={"top1": 20.4, "top5": 5.3},
+@with_card(_imagenet_card(RESNEXT_PAPER, macs=15.6e9, errors={"top1": 20.4, "top5": 5.3},
                                source="Table 4 (2x complexity); Table 5 (single 224 crop)", notes=_RESNEXT))
 def resnext101_64x4d(**kwargs) -> ResNet:
     return _resnext((3, 4, 23, 3), 64, **kwargs)
@@ -469,42 +469,42 @@ _SE_SOURCE = "Table 2 (GFLOPs, single-crop 224 errors)"
 _SE_RELEASE = "; the authors' released weights need stem_pool='caffe' (unpadded ceil-mode stem pool)"
 
 
-@register_model(_imagenet_card(SENET_PAPER, macs=3.87e9, errors={"top1": 23.29, "top5": 6.62}, source=_SE_SOURCE,
+@with_card(_imagenet_card(SENET_PAPER, macs=3.87e9, errors={"top1": 23.29, "top5": 6.62}, source=_SE_SOURCE,
                                notes="SE block with r=16 on each bottleneck's output; " + _V1 + _SE_RELEASE))
 def se_resnet50(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _imagenet((3, 4, 6, 3), True, **kwargs)
 
 
-@register_model(_imagenet_card(SENET_PAPER, macs=7.60e9, errors={"top1": 22.38, "top5": 6.07}, source=_SE_SOURCE,
+@with_card(_imagenet_card(SENET_PAPER, macs=7.60e9, errors={"top1": 22.38, "top5": 6.07}, source=_SE_SOURCE,
                                notes=_V1 + _SE_RELEASE))
 def se_resnet101(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _imagenet((3, 4, 23, 3), True, **kwargs)
 
 
-@register_model(_imagenet_card(SENET_PAPER, macs=11.32e9, errors={"top1": 21.57, "top5": 5.73}, source=_SE_SOURCE,
+@with_card(_imagenet_card(SENET_PAPER, macs=11.32e9, errors={"top1": 21.57, "top5": 5.73}, source=_SE_SOURCE,
                                notes=_V1 + _SE_RELEASE))
 def se_resnet152(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _imagenet((3, 8, 36, 3), True, **kwargs)
 
 
-@register_model(_imagenet_card(SENET_PAPER, macs=4.25e9, errors={"top1": 21.10, "top5": 5.49}, source=_SE_SOURCE,
+@with_card(_imagenet_card(SENET_PAPER, macs=4.25e9, errors={"top1": 21.10, "top5": 5.49}, source=_SE_SOURCE,
                                notes=_RESNEXT + _SE_RELEASE))
 def se_resnext50_32x4d(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _resnext((3, 4, 6, 3), 32, **kwargs)
 
 
-@register_model(_imagenet_card(SENET_PAPER, macs=8.00e9, errors={"top1": 20.70, "top5": 5.01}, source=_SE_SOURCE,
+@with_card(_imagenet_card(SENET_PAPER, macs=8.00e9, errors={"top1": 20.70, "top5": 5.01}, source=_SE_SOURCE,
                                notes=_RESNEXT + _SE_RELEASE))
 def se_resnext101_32x4d(**kwargs) -> ResNet:
     kwargs.setdefault("se", True)
     return _resnext((3, 4, 23, 3), 32, **kwargs)
 
 
-@register_model(_imagenet_card(
+@with_card(_imagenet_card(
     SENET_PAPER, macs=None, errors={"top1": 18.68, "top5": 4.47},
     source="Appendix; Table 8 (ILSVRC 2017, single 224 crop); params: the authors' released model",
     params=115_088_984,

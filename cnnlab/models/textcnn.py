@@ -44,7 +44,7 @@ from torch.fx import Proxy
 from cnnlab.errors import CnnlabError
 from cnnlab.layers import ClassifierHead
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.cards import ModelCard, Paper, with_card
 
 VARIANTS = ("rand", "static", "non-static", "multichannel")
 PAD_ID = 0
@@ -202,7 +202,7 @@ class TextCNN(ImageClassifier):
             fc.weight.copy_(torch.renorm(fc.weight, p=2, dim=0, maxnorm=max_norm))
 
 
-@register_model(
+@with_card(
     ModelCard(
         paper=KIM_2014,
         task="text",

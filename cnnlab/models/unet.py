@@ -23,7 +23,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.models.base import check_image_batch
-from cnnlab.registry import ModelCard, Paper, register_model
+from cnnlab.cards import ModelCard, Paper, with_card
 
 DEPTH = 4  # max-poolings in the paper's network
 _STRIDE = 2**DEPTH  # the pooling grid: valid sizes and the exact tiling step come in multiples of 16
@@ -221,7 +221,7 @@ class UNet(nn.Module):
 _PAPER = Paper("Ronneberger, Fischer & Brox", 2015, "U-Net: Convolutional Networks for Biomedical Image Segmentation")
 
 
-@register_model(
+@with_card(
     ModelCard(
         paper=_PAPER,
         task="segmentation",

@@ -27,7 +27,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.layers import ConvBnAct, FullyConnectedHead, class_layer, he_init
 from cnnlab.layers.lrn import LocalResponseNorm
 from cnnlab.models.base import ImageClassifier
-from cnnlab.registry import ModelCard, Paper, imagenet_card, register_model
+from cnnlab.cards import ModelCard, Paper, imagenet_card, with_card
 
 VGG_PAPER = Paper("Simonyan, Zisserman", 2015, "Very Deep Convolutional Networks for Large-Scale Image Recognition")
 
@@ -177,7 +177,7 @@ class VGG(ImageClassifier):
 
 
 _CIFAR_NOTE = ("For CIFAR-10 (not in the paper): cifar=True lets fc6 read the 1x1 map that the five poolings "
-               "leave of a 32x32 image, fc6 and fc7 He-initialised (recipes/vgg_cifar.yaml); width scales every "
+               "leave of a 32x32 image, fc6 and fc7 He-initialised (cnnlab/recipes/vgg_cifar.yaml); width scales every "
                "convolution's maps.")
 
 
@@ -197,62 +197,62 @@ def _vgg(config: str, *, bn: bool, **kwargs) -> VGG:
     return VGG(stages=CONFIGS[config], bn=bn, **kwargs)
 
 
-@register_model(_card(params=133e6, errors={"top1": 29.6, "top5": 10.4}))
+@with_card(_card(params=133e6, errors={"top1": 29.6, "top5": 10.4}))
 def vgg11(**kwargs) -> VGG:
     """Configuration A, 11 weight layers."""
     return _vgg("A", bn=False, **kwargs)
 
 
-@register_model(_card(params=133e6, errors={"top1": 29.7, "top5": 10.5},
+@with_card(_card(params=133e6, errors={"top1": 29.7, "top5": 10.5},
                       notes="LRN in the paper's convention (k=2, n=5, alpha=1e-4, beta=0.75)."))
 def vgg11_lrn(**kwargs) -> VGG:
     """Configuration A-LRN: A with response normalisation after the first layer."""
     return _vgg("A-LRN", bn=False, **kwargs)
 
 
-@register_model(_card(params=133e6, errors={"top1": 28.7, "top5": 9.9}))
+@with_card(_card(params=133e6, errors={"top1": 28.7, "top5": 9.9}))
 def vgg13(**kwargs) -> VGG:
     """Configuration B, 13 weight layers."""
     return _vgg("B", bn=False, **kwargs)
 
 
-@register_model(_card(params=134e6, errors={"top1": 28.1, "top5": 9.4}))
+@with_card(_card(params=134e6, errors={"top1": 28.1, "top5": 9.4}))
 def vgg16_c(**kwargs) -> VGG:
     """Configuration C: B with a 1x1 convolution added to stages 3, 4 and 5."""
     return _vgg("C", bn=False, **kwargs)
 
 
-@register_model(_card(params=138e6, macs=15.3e9, errors={"top1": 27.0, "top5": 8.8}, source=_MACS_16))
+@with_card(_card(params=138e6, macs=15.3e9, errors={"top1": 27.0, "top5": 8.8}, source=_MACS_16))
 def vgg16(**kwargs) -> VGG:
     """Configuration D, 16 weight layers."""
     return _vgg("D", bn=False, **kwargs)
 
 
-@register_model(_card(params=144e6, macs=19.6e9, errors={"top1": 27.3, "top5": 9.0}, source=_MACS_19))
+@with_card(_card(params=144e6, macs=19.6e9, errors={"top1": 27.3, "top5": 9.0}, source=_MACS_19))
 def vgg19(**kwargs) -> VGG:
     """Configuration E, 19 weight layers."""
     return _vgg("E", bn=False, **kwargs)
 
 
-@register_model(_card(params=133e6, errors={}, notes=_BN_NOTE))
+@with_card(_card(params=133e6, errors={}, notes=_BN_NOTE))
 def vgg11_bn(**kwargs) -> VGG:
     """Configuration A with batch norm."""
     return _vgg("A", bn=True, **kwargs)
 
 
-@register_model(_card(params=133e6, errors={}, notes=_BN_NOTE))
+@with_card(_card(params=133e6, errors={}, notes=_BN_NOTE))
 def vgg13_bn(**kwargs) -> VGG:
     """Configuration B with batch norm."""
     return _vgg("B", bn=True, **kwargs)
 
 
-@register_model(_card(params=138e6, macs=15.3e9, errors={}, source=_MACS_16, notes=_BN_NOTE))
+@with_card(_card(params=138e6, macs=15.3e9, errors={}, source=_MACS_16, notes=_BN_NOTE))
 def vgg16_bn(**kwargs) -> VGG:
     """Configuration D with batch norm."""
     return _vgg("D", bn=True, **kwargs)
 
 
-@register_model(_card(params=144e6, macs=19.6e9, errors={}, source=_MACS_19, notes=_BN_NOTE))
+@with_card(_card(params=144e6, macs=19.6e9, errors={}, source=_MACS_19, notes=_BN_NOTE))
 def vgg19_bn(**kwargs) -> VGG:
     """Configuration E with batch norm."""
     return _vgg("E", bn=True, **kwargs)

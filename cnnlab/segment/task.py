@@ -34,7 +34,8 @@ from cnnlab.segment.elastic import ElasticDeformation
 from cnnlab.segment.losses import weighted_cross_entropy
 from cnnlab.segment.tiling import mirror_crop, predict_tiled
 from cnnlab.segment.weights import unet_weight_map
-from cnnlab.train.checkpoint import Checkpoint
+from cnnlab.checkpoint import Checkpoint
+from cnnlab.train.config import IMAGE_ONLY_KEYS, options_from_dict
 from cnnlab.train.task import Task, load_model, seed_from
 
 DATASETS = ("isbi2012",)
@@ -71,13 +72,6 @@ class SegOptions:
     def __post_init__(self) -> None:
         valid_input_size(self.tile)  # a tile that no U-Net input produces is refused before reading data
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SegOptions:
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise CnnlabError(f"unknown segmentation task option(s) {', '.join(unknown)}; "
-                              f"valid: {', '.join(cls.__dataclass_fields__)}")
-        return cls(**values)
 
 
 def training_tile(
@@ -162,6 +156,10 @@ class Segmentation(Task):
     """ISBI 2012 slices to cell/membrane maps with the U-Net (see the module docstring)."""
 
     name = "segmentation"
+    card_tasks = ("segmentation",)
+    unused_config = IMAGE_ONLY_KEYS
+    eval_options = ("data_dir", "batch_size", "tile", "precision", "allow_nonfinite")
+    predict_options = ("out", "tile", "batch_size", "format", "labels", "precision", "allow_nonfinite")
     default_best_metric = "val_warping_err"  # the ISBI 2012 ranking the paper's Table 1 uses
     train_columns = ("train_loss",)
     eval_columns = ("val_pixel_err", "val_rand_err", "val_warping_err")
@@ -179,7 +177,7 @@ class Segmentation(Task):
 
     def __init__(self, config: Any, context: Any, device: torch.device) -> None:
         super().__init__(config, context, device)
-        self.options = SegOptions.from_dict(config.task)
+        self.options = options_from_dict(SegOptions, config.task, "segmentation task option ")
         if config.dataset not in DATASETS:
             raise CnnlabError(f"the U-Net trains on {', '.join(DATASETS)}, got dataset {config.dataset!r}")
         images, cells = load_isbi2012(config.data_dir, "train")

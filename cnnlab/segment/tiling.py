@@ -139,8 +139,8 @@ def inference_precision(device: torch.device | str, precision: str = "auto") -> 
 
     ``"auto"`` is bf16 where the device has bf16 arithmetic
     (:func:`cnnlab.hardware.native_bf16`), where bf16 autocast with channels_last
-    activations ran the paper's U-Net in 0.22 x the fp32 time (benchmarks/unet_results.md);
-    fp32 elsewhere. ``"fp32"`` and ``"bf16"`` force one.
+    activations runs the paper's U-Net several times faster than fp32
+    (benchmarks/unet_results.md); fp32 elsewhere. ``"fp32"`` and ``"bf16"`` force one.
     """
     if precision not in PRECISIONS:
         raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -223,9 +223,9 @@ def predict_tiled(
     out: torch.Tensor | None = None
     with _computing_in(device, precision) as channels_last:
         if precision is not None:
-            # The weights in the batches' layout (values unchanged): with NCHW weights and NHWC
-            # batches a 512x512 slice took 1.35 s in bf16, with both NHWC 0.52 s; and fp32
-            # gives the same bits whatever ran before (benchmarks/unet_results.md).
+            # The weights in the batches' layout (values unchanged): NCHW weights with NHWC
+            # batches cost more than twice the time of both NHWC; and fp32 gives the same
+            # bits whatever ran before (benchmarks/unet_results.md).
             model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         for first in range(0, len(order), per_pass):
             chunk = order[first:first + per_pass]

@@ -33,7 +33,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.models.textcnn import PAD_ID, TextCNN
 from cnnlab.text.datasets import TOKENIZERS, SentenceDataset, folds, load_dataset, tokenizer
 from cnnlab.text.vocab import Vocab
-from cnnlab.train.checkpoint import Checkpoint
+from cnnlab.checkpoint import Checkpoint
+from cnnlab.train.config import IMAGE_ONLY_KEYS, TrainConfig, options_from_dict
 from cnnlab.train.distributed import DistContext
 from cnnlab.train.task import Task, load_model, seed_from
 
@@ -74,13 +75,6 @@ class TextOptions:
         if not 0 < self.dev_fraction < 1:
             raise CnnlabError(f"dev_fraction must lie in (0, 1), got {self.dev_fraction}")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TextOptions:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise CnnlabError(f"unknown text task option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        return cls(**values)
 
 
 def collate(sentences: list[torch.Tensor]) -> torch.Tensor:
@@ -120,6 +114,8 @@ class TextClassification(Task):
     """Sentences to classes with Kim's CNN (see the module docstring)."""
 
     name = "text"
+    card_tasks = ("text",)
+    unused_config = IMAGE_ONLY_KEYS
     default_best_metric = "dev_accuracy"
     train_columns = ("train_loss", "train_accuracy")
     eval_columns = ("dev_accuracy", "test_accuracy")
@@ -134,7 +130,7 @@ class TextClassification(Task):
 
     def __init__(self, config: Any, context: Any, device: torch.device) -> None:
         super().__init__(config, context, device)
-        self.options = TextOptions.from_dict(config.task)
+        self.options = options_from_dict(TextOptions, config.task, "text task option ")
         dataset = load_dataset(config.dataset, data_root(config.data_dir), tokenize=self.options.tokenize)
         self.dataset = dataset
         self.classes = list(dataset.classes)
@@ -255,8 +251,6 @@ class TextClassification(Task):
     def evaluate_checkpoints(cls, checkpoints: list[Checkpoint], options: dict[str, Any]) -> str:
         if len(checkpoints) > 1:
             raise CnnlabError("ensembles are evaluated for image classifiers only")
-        from cnnlab.train.config import TrainConfig
-
         checkpoint = checkpoints[0]
         values = {**checkpoint.meta["config"], "data_dir": options.get("data_dir")
                   or checkpoint.meta["config"]["data_dir"]}

@@ -1,11 +1,11 @@
-"""Training: the one Trainer and its tasks, optimisers and schedules, losses, checkpoints,
-cross-validation, distributed runs."""
+"""Training: the one Trainer, the Task interface, optimisers and schedules, checkpoints,
+cross-validation, distributed runs. The tasks themselves live in cnnlab.classify,
+cnnlab.text and cnnlab.segment, which register themselves."""
 
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig, resolve_config
 from cnnlab.train.crossval import cross_validate
 from cnnlab.train.loop import NonFiniteLossError, Trainer, TrainResult, train
-from cnnlab.train.losses import classification_loss
 from cnnlab.train.optim import LrSchedule, build_optimizer
 from cnnlab.train.task import Task, load_model
 
@@ -18,7 +18,6 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "build_optimizer",
-    "classification_loss",
     "cross_validate",
     "load_checkpoint",
     "load_model",

@@ -1,7 +1,7 @@
 """Training configuration: recipe files, command-line overrides, the resolved config.
 
 A recipe is a YAML mapping of :class:`TrainConfig` fields, e.g.
-``recipes/resnet_cifar.yaml``. The resolved config (recipe, then overrides) is
+``cnnlab/recipes/resnet_cifar.yaml``. The resolved config (recipe, then overrides) is
 what a run directory and every checkpoint record, so a run can be repeated and
 resumed from it alone.
 """
@@ -13,9 +13,12 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -25,14 +28,18 @@ from cnnlab.errors import CnnlabError
 from cnnlab.hardware import native_bf16
 from cnnlab.train.finetune import FREEZABLE
 
+Options = TypeVar("Options")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Settings a resumed run may change: how long to train and where the data or the
 # compute is; everything else must match the checkpoint, or the run would not be
 # the one that was interrupted.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "data_dir", "device", "parallel", "dense_batches")
 PARALLELS = ("ddp", "hybrid")
-# The recipes shipped with cnnlab, found by name: `--recipe resnet_cifar`.
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+# The image pipeline and the image loss's smoothing: the text and U-Net tasks read none of them.
+IMAGE_ONLY_KEYS = ("image_size", "preprocess", "augment", "normalize", "label_smoothing", "on_corrupt")
+# The recipes shipped inside the package (so a wheel carries them), found by name:
+# `--recipe resnet_cifar`.
+RECIPES = resources.files("cnnlab") / "recipes"
 
 
 def _is_number(value: Any) -> bool:
@@ -64,14 +71,25 @@ def _type_name(annotation: Any) -> str:
     return getattr(typing.get_origin(annotation) or annotation, "__name__", str(annotation))
 
 
-def check_types(config: Any) -> None:
-    """Refuses a field whose value has the wrong type, naming the key (e.g. a string
-    where a number belongs)."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if not _matches(value, hints[f.name]):
-            raise CnnlabError(f"config key {f.name} must be {_type_name(hints[f.name])}, got {value!r}")
+def check_types(cls: type, values: Mapping[str, Any], prefix: str = "config key ") -> None:
+    """Refuses a value whose type is not its dataclass field's, naming the key (e.g. a
+    string where a number belongs); ``prefix`` names where the keys live."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if not _matches(value, hints[name]):
+            raise CnnlabError(f"{prefix}{name} must be {_type_name(hints[name])}, got {value!r}")
+
+
+def options_from_dict(cls: type[Options], values: Mapping[str, Any], prefix: str) -> Options:
+    """A dataclass of options from a mapping, the one checker of every task's options
+    (``config.task``): an unknown key is named with the valid ones, a value of the wrong
+    type with its key, before the dataclass checks the values themselves."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise CnnlabError(f"unknown {prefix.strip()}(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    check_types(cls, values, prefix)
+    return cls(**values)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -183,7 +201,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        check_types(self)
+        check_types(type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         if self.precision not in PRECISIONS:
             raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "folds"):
@@ -224,23 +242,23 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Builds a config, naming any key that is not a field."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise CnnlabError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-        return cls(**values)
+        return options_from_dict(cls, values, "config key ")
 
 
-def find_recipe(recipe: str | Path) -> Path:
+def shipped_recipes() -> list[str]:
+    """The names of the recipes shipped with cnnlab (``resnet_cifar``, ...)."""
+    return sorted(r.name.removesuffix(".yaml") for r in RECIPES.iterdir() if r.name.endswith(".yaml"))
+
+
+def find_recipe(recipe: str | Path) -> Path | Traversable:
     """A recipe given as a path, or by the name of a shipped one (``resnet_cifar``)."""
     path = Path(recipe)
     if path.is_file():
         return path
-    shipped = RECIPES_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
+    shipped = RECIPES / f"{path.name.removesuffix('.yaml')}.yaml"
     if shipped.is_file() and path.parent == Path("."):
         return shipped
-    names = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
-    raise FileNotFoundError(f"recipe {recipe} not found (shipped recipes: {names or 'none'})")
+    raise FileNotFoundError(f"recipe {recipe} not found (shipped recipes: {', '.join(shipped_recipes()) or 'none'})")
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -310,9 +328,8 @@ def resolve_precision(config: TrainConfig, device: torch.device | str,
                       begun: dict[str, Any] | None = None) -> TrainConfig:
     """The config with ``precision: auto`` made concrete: bf16 autocast with channels_last
     activations where ``device`` computes bf16 natively (:func:`cnnlab.hardware.native_bf16`;
-    ResNet-20's training step 2.1x and ResNet-50's 3.6x the fp32 speed on a CPU with AMX,
-    benchmarks/throughput.md), fp32 elsewhere. ``begun``: the config a resumed run began
-    with, whose choice it keeps (its checkpoints were trained so)."""
+    the speed-up is recorded in benchmarks/throughput.md), fp32 elsewhere. ``begun``: the
+    config a resumed run began with, whose choice it keeps (its checkpoints were trained so)."""
     if config.precision != "auto":
         return config
     if begun and begun.get("precision") in PRECISIONS[1:]:

@@ -20,7 +20,7 @@ import numpy as np
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write
-from cnnlab.train.checkpoint import load_checkpoint, resolve_checkpoint_path
+from cnnlab.checkpoint import load_checkpoint, resolve_checkpoint_path
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.loop import Trainer, check_run_dir
 

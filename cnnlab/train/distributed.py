@@ -81,6 +81,13 @@ def wrap_model(model: nn.Module, context: DistContext, device: torch.device) -> 
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def unwrap_model(net: nn.Module) -> nn.Module:
+    """The model inside DDP's wrapper, which does not pass the model's own attributes
+    (``aux_weights``) through; ``torch.compile``'s wrapper is looked through too."""
+    net = getattr(net, "_orig_mod", net)
+    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+
+
 def shutdown() -> None:
     """Leaves the process group, if one was joined."""
     if dist.is_initialized():

@@ -27,7 +27,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write
-from cnnlab.train.checkpoint import (
+from cnnlab.checkpoint import (
     Checkpoint,
     NonFiniteTensorsError,
     check_finite,
@@ -147,7 +147,9 @@ class Trainer:
         if self.init and self.init.model_kwargs:
             # The options the weights were built with (a release's stem pool, say); the user's win.
             self.config = config = replace(config, model_kwargs={**self.init.model_kwargs, **config.model_kwargs})
-        self.task = task_class(task_name_for(config.model))(config, self.context, self.device)
+        task = task_class(task_name_for(config.model))
+        task.check_config(config)
+        self.task = task(config, self.context, self.device)
         self.best_metric = config.best_metric or self.task.default_best_metric
         if self.best_metric not in self.task.eval_columns:
             raise CnnlabError(f"best_metric {self.best_metric!r} is not one of this task's metrics: "

@@ -15,31 +15,27 @@ A metric whose name ends in ``accuracy`` is better when higher, any other
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import importlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from cnnlab.api import create_model
+from cnnlab.checkpoint import Checkpoint, check_finite, load_checkpoint
 from cnnlab.errors import CnnlabError
-from cnnlab.registry import create_model, model_card
+from cnnlab.registry import model_card
 
 if TYPE_CHECKING:
-    from cnnlab.train.checkpoint import Checkpoint
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.distributed import DistContext
 
-# Task name -> "module:Class"; imported when used, so `cnnlab train resnet20` never
-# loads the text or segmentation code.
-TASKS: dict[str, str] = {
-    "classification": "cnnlab.train.classification:ImageClassification",
-    "text": "cnnlab.text.task:TextClassification",
-    "segmentation": "cnnlab.segment.task:Segmentation",
-}
-# Model-card tasks that are trained as image classification.
-IMAGE_CARD_TASKS = ("imagenet", "cifar")
+# Task name -> its class. Each task registers itself by subclassing :class:`Task`
+# (cnnlab.classify, cnnlab.text, cnnlab.segment); the engine imports none of them.
+TASKS: dict[str, type[Task]] = {}
 
 
 def seed_from(*parts: Any) -> int:
@@ -59,17 +55,19 @@ def higher_is_better(metric: str) -> bool:
 
 
 def task_name_for(model: str) -> str:
-    """The task that trains ``model``, from its card."""
+    """The task that trains ``model``: the one whose ``card_tasks`` hold its card's task."""
     card_task = model_card(model).task
-    return "classification" if card_task in IMAGE_CARD_TASKS else card_task
+    found = next((name for name, cls in TASKS.items() if card_task in cls.card_tasks), None)
+    if found is None:
+        raise CnnlabError(f"no task trains {card_task} models ({model}); import the package of its task")
+    return found
 
 
 def task_class(name: str) -> type[Task]:
     """The :class:`Task` subclass registered as ``name``."""
     if name not in TASKS:
         raise CnnlabError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)}")
-    module, cls = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return TASKS[name]
 
 
 def task_of(checkpoint: Checkpoint) -> type[Task]:
@@ -77,15 +75,26 @@ def task_of(checkpoint: Checkpoint) -> type[Task]:
     return task_class(checkpoint.meta.get("task", {}).get("name", "classification"))
 
 
-def load_model(checkpoint: Checkpoint, device: torch.device | str = "cpu", *, allow_nonfinite: bool = False
-               ) -> nn.Module:
-    """The trained model a checkpoint holds, in eval mode: the one loader for every task.
+def load_model(checkpoint: Checkpoint | str | Path, device: torch.device | str = "cpu", *,
+               allow_nonfinite: bool = False) -> nn.Module:
+    """The model a checkpoint holds, in eval mode: the one loader for every task, for
+    trained runs and for weights converted from a zoo (``cnnlab convert``) alike.
 
-    Weights holding NaN or Inf are refused (``allow_nonfinite=True`` loads them, to look into a failed run).
+    Args:
+        checkpoint: a loaded checkpoint, or its path: a run directory, its
+            ``checkpoints/`` folder, or a checkpoint ``.json``.
+        device: where the model goes.
+        allow_nonfinite: load weights holding NaN or Inf (refused by default), to
+            look into a failed run.
     """
-    from cnnlab.train.checkpoint import check_finite
-
-    model = task_of(checkpoint).rebuild_model(checkpoint.meta)
+    if not isinstance(checkpoint, Checkpoint):
+        checkpoint = load_checkpoint(checkpoint)
+    try:
+        model = task_of(checkpoint).rebuild_model(checkpoint.meta)
+    except (KeyError, TypeError, AttributeError) as err:
+        # A record edited by hand or written by another version: the user's file, not a bug.
+        raise CnnlabError(f"{checkpoint.path}: its model record does not fit the builder ({type(err).__name__}: "
+                          f"{err}); the file is damaged or from another cnnlab") from None
     state = checkpoint.model_state()
     if not allow_nonfinite:
         check_finite(state, f"{checkpoint.path} (pass --allow-nonfinite to load it anyway)")
@@ -118,6 +127,8 @@ class Task(ABC):
     """
 
     name: ClassVar[str]
+    #: the model-card tasks (:data:`cnnlab.cards.TASKS`) whose models this task trains.
+    card_tasks: ClassVar[tuple[str, ...]]
     #: the metric that picks ``best`` unless the config names another.
     default_best_metric: ClassVar[str]
     #: names of the per-epoch training statistics :meth:`train_row` returns.
@@ -128,6 +139,27 @@ class Task(ABC):
     sample_unit: ClassVar[str] = "img"
     #: config values that replace TrainConfig's defaults for this task (its paper's recipe).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: TrainConfig keys this task does not read: setting one is refused, not ignored.
+    unused_config: ClassVar[tuple[str, ...]] = ()
+    #: the options of ``cnnlab eval`` and ``cnnlab predict`` this task reads (the others are refused).
+    eval_options: ClassVar[tuple[str, ...]] = ("data_dir", "allow_nonfinite")
+    predict_options: ClassVar[tuple[str, ...]] = ("allow_nonfinite",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls):  # a concrete task, not an intermediate base
+            TASKS[cls.name] = cls
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        """Refuses a setting this task would ignore, in one line, before any data is read."""
+        fields = {f.name: f for f in dataclasses.fields(config)}
+        defaults = {k: f.default_factory() if f.default is dataclasses.MISSING else f.default
+                    for k, f in fields.items() if k in cls.unused_config}
+        unused = [k for k in cls.unused_config if getattr(config, k) != cls.defaults.get(k, defaults[k])]
+        if unused:
+            raise CnnlabError(f"{config.model} ({cls.name} task) does not use {', '.join(unused)}: leave it out of "
+                              "the recipe, the options and --set")
 
     def __init__(self, config: TrainConfig, context: DistContext, device: torch.device) -> None:
         self.config, self.context, self.device = config, context, device

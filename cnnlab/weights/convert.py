@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.registry import model_builder
 from cnnlab.weights.zoo import Release, find_release
 
 log = logging.getLogger("cnnlab.weights")
@@ -59,24 +60,21 @@ class Conversion:
         return ", ".join(parts)
 
 
-def read_state_dict(weights: str | Path | Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors of a state dict (file or mapping) and, for a safetensors file, its metadata.
+def read_state_dict(weights: str | Path | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of a state dict (file or mapping).
 
     ``.pth``/``.pt``/``.bin`` files are read with ``torch.load(..., weights_only=True)``:
     a file that would run code on load is refused.
     """
     if isinstance(weights, Mapping):
-        return _tensors_only(dict(weights), "the weights dict"), {}
+        return _tensors_only(dict(weights), "the weights dict")
     path = Path(weights)
     if not path.is_file():
         raise CnnlabError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        return load_file(str(path)), metadata
+        return load_file(str(path))
     if path.suffix not in TORCH_SUFFIXES:
         raise CnnlabError(f"{path}: give a .safetensors, .pth, .pt or .bin state dict")
     try:
@@ -86,7 +84,7 @@ def read_state_dict(weights: str | Path | Mapping[str, torch.Tensor]) -> tuple[d
         detail = f" (it holds {found.group(1)})" if found else ""
         raise CnnlabError(f"{path} is not a plain state dict that loads without running code{detail}; "
                           "save model.state_dict() or convert it to safetensors") from err
-    return _tensors_only(_unwrap(loaded), str(path)), {}
+    return _tensors_only(_unwrap(loaded), str(path))
 
 
 def _unwrap(loaded: Any) -> Any:
@@ -229,15 +227,13 @@ def build_converted(name: str, weights: str | Path | Mapping[str, torch.Tensor],
         The model (in train mode, as ``create_model`` returns models), the builder
         options it was built with (release options included), and the one-line report.
     """
-    from cnnlab.registry import create_model
-
     if source != "cnnlab" and not isinstance(weights, Mapping) and Path(weights).suffix == ".safetensors":
         # safetensors stores tensors sorted by name, which loses the module order the walk relies on.
         raise CnnlabError(f"{weights}: a zoo's safetensors file keeps no layer order; give its .pth/.bin "
                           "checkpoint (e.g. pytorch_model.bin on the Hugging Face hub) or a state dict")
-    tensors, metadata = read_state_dict(weights)
+    tensors = read_state_dict(weights)
     if source == "cnnlab":
-        return _load_native(name, tensors, metadata, kwargs)
+        return _load_native(name, tensors, kwargs)
     release = find_release(name, source)
     _check_source(tensors, release, name, source)
     options = {**release.options, **_size_options(tensors, kwargs)}
@@ -246,7 +242,7 @@ def build_converted(name: str, weights: str | Path | Mapping[str, torch.Tensor],
         options.setdefault("aux_logits", any(k.startswith(release.aux_prefix) for k in tensors))
         tensors = _arrange_aux(tensors, release, options["aux_logits"], report)
     with torch.device("meta"):
-        model = create_model(name, **options)
+        model = model_builder(name)(**options)
     converted = map_state_dict(tensors, model, release, f"{source} weights for {name}", report)
     _load_exactly(model, converted)
     set_options = ", ".join(f"{k}={v!r}" for k, v in release.options.items())
@@ -256,26 +252,17 @@ def build_converted(name: str, weights: str | Path | Mapping[str, torch.Tensor],
     return model, options, line
 
 
-def _load_native(name: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str],
-                 kwargs: dict[str, Any]) -> tuple[nn.Module, dict[str, Any], str]:
-    """A cnnlab state dict: keys as they are; a converted file's recorded options are the defaults."""
-    import json
-
-    from cnnlab.registry import create_model
-
-    # A converted file records its model; a bare cnnlab state dict needs the same
-    # options it was built with (safetensors stores keys sorted, so none can be inferred).
-    record = json.loads(metadata["model"]) if "model" in metadata else {}
-    if record and record.get("name") != name:
-        raise CnnlabError(f"these weights are for {record.get('name')!r}, not {name!r}")
-    sizes = {k: record[k] for k in ("num_classes", "in_chans") if k in record}
-    options = {**record.get("kwargs", {}), **sizes, **kwargs}
+def _load_native(name: str, tensors: dict[str, torch.Tensor], kwargs: dict[str, Any]
+                 ) -> tuple[nn.Module, dict[str, Any], str]:
+    """A bare cnnlab state dict: keys as they are. It needs the options it was built with
+    (safetensors stores keys sorted, so none can be inferred); a checkpoint, converted
+    or trained, is read with :func:`cnnlab.train.load_model`, which knows them."""
     with torch.device("meta"):
-        model = create_model(name, **options)
+        model = model_builder(name)(**kwargs)
     _load_exactly(model, tensors)
     line = f"{name}: loaded {len(tensors)} cnnlab tensors"
     log.info(line)
-    return model, options, line
+    return model, kwargs, line
 
 
 def _load_exactly(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from cnnlab.analysis.profile import profile
 from cnnlab.models.resnet import BasicBlock, BlockOptions, Bottleneck
-from cnnlab.registry import create_model
+from cnnlab.api import create_model
 from cnnlab.studies import plots
 from cnnlab.studies.exact import PRINTED_RULE, printed_check, profile_layers
 from cnnlab.studies.framework import Analysis, Check, Run, Study

@@ -182,7 +182,7 @@ def reuse_checks(trained: list[torch.Tensor], untrained: list[torch.Tensor]) -> 
 
 def _matrices(run: Run) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The matrices of the run's final model and of the same network at initialisation."""
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.task import load_model, task_of
 
     checkpoint = load_checkpoint(run.checkpoint)

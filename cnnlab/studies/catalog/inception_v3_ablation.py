@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from cnnlab.analysis.profile import Profile, profile
-from cnnlab.registry import create_model
+from cnnlab.api import create_model
 from cnnlab.studies import plots
 from cnnlab.studies.exact import PRINTED_RULE, printed_check, profile_layers
 from cnnlab.studies.framework import Analysis, Check, Run, Study

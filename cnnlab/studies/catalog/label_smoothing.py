@@ -19,7 +19,7 @@ BINS = 15  # reliability bins of the expected calibration error (Guo et al. 2017
 def test_logits(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
     """The final model's logits on its test split, and the labels."""
     from cnnlab.data.registry import load_dataset
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.config import input_pipeline
     from cnnlab.train.task import load_model
 

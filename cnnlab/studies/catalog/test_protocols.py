@@ -19,8 +19,8 @@ MEMBERS = 2  # models per ensemble: every pair of the seeds' models is one
 
 
 def _evaluate(runs: list[Run], protocol: str) -> float:
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.classification import evaluate_checkpoints
+    from cnnlab.checkpoint import load_checkpoint
+    from cnnlab.classify.task import evaluate_checkpoints
 
     checkpoints = [load_checkpoint(r.checkpoint) for r in runs]
     config = checkpoints[0].meta["config"]

@@ -49,7 +49,7 @@ def by_condition(runs: dict[str, list[Run]]) -> dict[str, list[Run]]:
 
 def _meta(run: Run) -> dict[str, Any]:
     """What a run's final checkpoint records: its resolved config and its task (held-out slices, options)."""
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
 
     return load_checkpoint(run.checkpoint).meta
 
@@ -58,7 +58,7 @@ def predict_held_out(run: Run, images: np.ndarray) -> tuple[list[int], np.ndarra
     """The run's final model's cell probabilities on its held-out slices (overlap-tile, in the
     run's precision), and those slices' indices."""
     from cnnlab.segment.task import cell_probabilities
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.task import load_model
 
     checkpoint = load_checkpoint(run.checkpoint)

@@ -1,7 +1,7 @@
 """The ``cnnlab`` command line.
 
-Each command group lives with its subsystem and adds itself through an
-``add_commands(subparsers)`` function listed in ``COMMAND_GROUPS``; a command is a
+Each command module adds its commands through an ``add_commands(subparsers)``
+function listed in ``COMMAND_GROUPS``; a command is a
 function of the parsed arguments returning an exit code. A user's mistake
 (:class:`cnnlab.errors.CnnlabError`, or a file that is missing or not allowed)
 becomes a one-line message and exit status 2; anything else is a bug in cnnlab and
@@ -15,6 +15,7 @@ import argparse
 import importlib
 import os
 import sys
+from importlib.metadata import version
 
 from cnnlab.analysis.tables import paper_profile, stream_models_table, summary_table
 from cnnlab.errors import CnnlabError
@@ -23,8 +24,11 @@ from cnnlab.hardware import keep_freed_memory
 # Errors that are about the user's files, not about cnnlab's code.
 FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
-COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.segment.cli", "cnnlab.train.cli", "cnnlab.data.commands", "cnnlab.text.cli",
-                                    "cnnlab.weights.cli", "cnnlab.studies.cli")
+COMMAND_GROUPS: tuple[str, ...] = ("cnnlab.commands.train", "cnnlab.commands.download", "cnnlab.commands.text",
+                                    "cnnlab.commands.convert", "cnnlab.studies.cli")
+# Commands that were aliases of another, and the one way that stays.
+REMOVED = {("seg", "train"): "cnnlab train unet", ("seg", "predict"): "cnnlab predict",
+           ("text", "train"): "cnnlab train textcnn"}
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -38,12 +42,10 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cnnlab import __version__
-
     parser = argparse.ArgumentParser(
         prog="cnnlab", description="The landmark CNNs of the classic case studies: inspect, train, evaluate, "
                                    "predict and compare them, faithful to their papers.")
-    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    parser.add_argument("--version", action="version", version=f"cnnlab {version('cnnlab')}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of user errors too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -62,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    words = tuple(a for a in argv if not a.startswith("-"))[:2]
+    if words in REMOVED:
+        print(f"cnnlab: error: `cnnlab {' '.join(words)}` is gone; use `{REMOVED[words]} ...` (same options)",
+              file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
     keep_freed_memory()

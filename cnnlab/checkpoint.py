@@ -23,6 +23,7 @@ import hashlib
 import json
 import warnings
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,7 @@ def save_checkpoint(directory: str | Path, name: str, tensors: dict[str, torch.T
     tensors_file = directory / f"tensors-{digest[:16]}.safetensors"
     if not tensors_file.exists():
         atomic_write(tensors_file, data)
-    from cnnlab import __version__
-
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnlab_version": __version__,
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "cnnlab_version": version("cnnlab"),
               "torch_version": torch.__version__, "tensors": tensors_file.name, "sha256": digest, **meta}
     path = directory / f"{name}.json"
     atomic_write(path, json.dumps(record, indent=1).encode())

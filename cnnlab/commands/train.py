@@ -23,8 +23,12 @@ from cnnlab.text.datasets import TOKENIZERS
 from cnnlab.text.task import BATCHINGS
 from cnnlab.train.config import PARALLELS, PRECISIONS
 from cnnlab.train.finetune import FREEZABLE
+from cnnlab.train.task import Task
 
 DEVICES = ("auto", "cpu", "cuda")
+# What `cnnlab eval` and `cnnlab predict` options are when not given (the others: None).
+OPTION_DEFAULTS = {"protocol": "center", "precision": "auto", "device": "auto", "format": "png", "out": ".",
+                   "allow_nonfinite": False, "ensemble": []}
 # U-Net inference precision (cnnlab.segment.tiling.inference_precision): bf16 where the processor has it.
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
 _PRECISION_HELP = ("U-Net: auto (bf16 autocast + channels_last on CPUs and GPUs with bf16 arithmetic, else fp32), "
@@ -85,10 +89,6 @@ def _train(args: argparse.Namespace) -> int:
     from cnnlab.train.distributed import shutdown
     from cnnlab.train.loop import train
 
-    from cnnlab.train.task import task_name_for
-
-    if args.task_alias and task_name_for(args.model) != args.task_alias:
-        raise CnnlabError(f"this command trains {args.task_alias} models; train {args.model} with `cnnlab train`")
     config = resolve_config(args.model, args.recipe, list(args.set), _flags(args))
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise CnnlabError("pass --out under torchrun, so that every rank uses the same run directory")
@@ -130,8 +130,16 @@ def _checkpoints_of(path: str) -> list[Path]:
     return [root]
 
 
+def _refuse_unused(task: type[Task], used: tuple[str, ...], options: dict[str, Any], command: str) -> None:
+    """A given option the task does not read is refused in one line, not silently ignored."""
+    unused = [k for k, v in options.items() if k not in used and v is not None and v != OPTION_DEFAULTS.get(k)]
+    if unused:
+        names = ", ".join(f"--{k.replace('_', '-')}" for k in unused)
+        raise CnnlabError(f"{names}: not an option of `cnnlab {command}` for a {task.name} model; leave it out")
+
+
 def _eval(args: argparse.Namespace) -> int:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.task import task_of
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -139,46 +147,39 @@ def _eval(args: argparse.Namespace) -> int:
     options = {"dataset": args.dataset, "protocol": args.protocol, "data_dir": args.data_dir,
                "batch_size": args.batch_size, "device": args.device, "tile": args.tile,
                "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
-    if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
-        from cnnlab.train.classification import evaluate_converted
-
-        print(evaluate_converted(args.checkpoint, options))
-        return 0
     for path in _checkpoints_of(args.checkpoint):
         checkpoints = [load_checkpoint(p) for p in [path, *args.ensemble]]
-        print(task_of(checkpoints[0]).evaluate_checkpoints(checkpoints, options), flush=True)
+        task = task_of(checkpoints[0])
+        _refuse_unused(task, task.eval_options, {**options, "ensemble": args.ensemble}, "eval")
+        print(task.evaluate_checkpoints(checkpoints, options), flush=True)
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.task import task_of
 
     if args.batch_size is not None and args.batch_size < 1:
         raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    if Path(args.checkpoint).suffix == ".safetensors":  # weights converted from a zoo
-        from cnnlab.train.classification import predict_converted
-
-        for line in predict_converted(args.checkpoint, args.inputs):
-            print(line, flush=True)
-        return 0
-    checkpoint = load_checkpoint(args.checkpoint)
     options = {"out": args.out, "tile": args.tile, "batch_size": args.batch_size, "format": args.format,
                "labels": args.labels, "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
-    for line in task_of(checkpoint).predict(checkpoint, args.inputs, options):
+    checkpoint = load_checkpoint(args.checkpoint)
+    task = task_of(checkpoint)
+    _refuse_unused(task, task.predict_options, options, "predict")
+    for line in task.predict(checkpoint, args.inputs, options):
         print(line, flush=True)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from cnnlab.export import export_checkpoint
+    from cnnlab.train.export import export_checkpoint
 
     print(export_checkpoint(args.checkpoint, args.format, args.out))
     return 0
 
 
-def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = None) -> None:
-    """The options of ``cnnlab train``, or of its alias for one task (``text train``, ``seg train``)."""
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``cnnlab train``."""
     p.add_argument("model", help="a registered model, e.g. resnet20, textcnn, unet (see `cnnlab models`)")
     p.add_argument("--dataset", help=f"images: {', '.join(DATASET_NAMES)}; sentences: {', '.join(TEXT_DATASETS)}; "
                                      "slices: isbi2012")
@@ -205,7 +206,7 @@ def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = Non
     p.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-based), to split a long CV")
     p.add_argument("--max-folds", type=int, help="run at most this many folds")
     p.add_argument("--init-from", metavar="WEIGHTS",
-                   help="fine-tune: start from a cnnlab checkpoint or a `cnnlab convert` .safetensors file")
+                   help="fine-tune: start from a cnnlab run or checkpoint, or a `cnnlab convert` folder")
     p.add_argument("--freeze", choices=FREEZABLE, help="features: train the classifier only")
     p.add_argument("--out", help="run directory (default: runs/MODEL-DATASET-TIME)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out that loads")
@@ -224,21 +225,21 @@ def add_train_arguments(p: argparse.ArgumentParser, task_alias: str | None = Non
     seg.add_argument("--no-weight-map", action="store_true", help="unweighted cross-entropy (ablation)")
     seg.add_argument("--no-elastic", action="store_true",
                      help="no augmentation: no elastic deformation, shift, rotation or grey-value change (ablation)")
-    p.set_defaults(func=_train, task_alias=task_alias)
+    p.set_defaults(func=_train)
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``cnnlab predict`` (and of its alias ``seg predict``)."""
-    p.add_argument("checkpoint", help="a run directory, its checkpoints/ folder, a checkpoint .json, "
-                                      "or a `cnnlab convert` .safetensors file")
+    """The options of ``cnnlab predict``."""
+    p.add_argument("checkpoint", help="a run directory (or a `cnnlab convert` folder), its checkpoints/ "
+                                      "folder or a checkpoint .json")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (classifiers, U-Net) or sentences in quotes (textcnn)")
-    p.add_argument("--out", default=".", help="U-Net: the folder for probability maps and overlays")
+    p.add_argument("--out", default=OPTION_DEFAULTS["out"], help="U-Net: the folder for probability maps and overlays")
     p.add_argument("--tile", type=int, help=_TILE_HELP)
     p.add_argument("--batch-size", type=int,
                    help="U-Net: tiles per forward pass (default: as many as fit the memory budget; 4 with --tile)")
-    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=_PRECISION_HELP)
-    p.add_argument("--format", choices=("png", "npy"), default="png",
+    p.add_argument("--precision", default=OPTION_DEFAULTS["precision"], choices=INFERENCE_PRECISIONS, help=_PRECISION_HELP)
+    p.add_argument("--format", choices=("png", "npy"), default=OPTION_DEFAULTS["format"],
                    help="U-Net: probability map as a 16-bit PNG or a float32 .npy")
     p.add_argument("--labels", nargs="+", metavar="LABEL",
                    help="U-Net: the true label of each image (white = cell), drawn in green on the overlay")
@@ -252,10 +253,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train any model: classifiers, textcnn, unet (resumable, distributed under torchrun)"))
 
     p = subparsers.add_parser("eval", help="evaluate a run or checkpoints with the task's metrics and protocols")
-    p.add_argument("checkpoint", help="a run directory (each fold of a cross-validation), its checkpoints/, "
-                                      "a .json, or a `cnnlab convert` .safetensors file")
+    p.add_argument("checkpoint", help="a run directory (each fold of a cross-validation; or a `cnnlab convert` "
+                                      "folder), its checkpoints/ or a .json")
     p.add_argument("--dataset", help="classifiers: the dataset whose test split to use (default: the run's)")
-    p.add_argument("--protocol", default="center", choices=tuple(PROTOCOLS),
+    p.add_argument("--protocol", default=OPTION_DEFAULTS["protocol"], choices=tuple(PROTOCOLS),
                    help="classifiers: the test protocol")
     p.add_argument("--ensemble", nargs="+", default=[], metavar="CKPT",
                    help="classifiers: more checkpoints; softmax averaged")
@@ -263,8 +264,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int,
                    help="images (256) or U-Net tiles (as many as fit the memory budget; 4 with --tile) per pass")
     p.add_argument("--tile", type=int, help=_TILE_HELP)
-    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help=_PRECISION_HELP)
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--precision", default=OPTION_DEFAULTS["precision"], choices=INFERENCE_PRECISIONS, help=_PRECISION_HELP)
+    p.add_argument("--device", default=OPTION_DEFAULTS["device"], choices=DEVICES)
     p.add_argument("--allow-nonfinite", action="store_true", help="load weights holding NaN or Inf (forensics)")
     p.set_defaults(func=_eval)
 

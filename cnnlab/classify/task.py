@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.classify.losses import classification_loss
 from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.data.images import decode_image
 from cnnlab.errors import CnnlabError
@@ -24,10 +25,9 @@ from cnnlab.evaluate import evaluate, scaled_geometry, topk_correct
 from cnnlab.evaluate.inference import eval_precision, prepare_for_inference
 from cnnlab.evaluate.protocols import center_views, class_scores, resize_shorter
 from cnnlab.registry import model_card
-from cnnlab.train.checkpoint import Checkpoint
+from cnnlab.checkpoint import Checkpoint
 from cnnlab.train.config import input_pipeline
-from cnnlab.train.distributed import DistContext, pick_device
-from cnnlab.train.losses import classification_loss
+from cnnlab.train.distributed import DistContext, pick_device, unwrap_model
 from cnnlab.train.task import Task, load_model, seed_from
 
 
@@ -73,6 +73,9 @@ class ImageClassification(Task):
     top-1 and top-5 error on the test split."""
 
     name = "classification"
+    card_tasks = ("imagenet", "cifar")
+    unused_config = ("task",)  # image classification has no task options
+    eval_options = ("dataset", "protocol", "ensemble", "data_dir", "batch_size", "device", "allow_nonfinite")
     default_best_metric = "test_top1_err"
     train_columns = ("train_loss", "train_top1_err")
     eval_columns = ("test_loss", "test_top1_err", "test_top5_err")
@@ -87,8 +90,6 @@ class ImageClassification(Task):
 
     def __init__(self, config: Any, context: DistContext, device: torch.device) -> None:
         super().__init__(config, context, device)
-        if config.task:
-            raise CnnlabError(f"image classification takes no task options, got {', '.join(config.task)}")
         self.train_set = place_dataset(self._load("train"), device)
         self.test_set = place_dataset(self._load("test"), device)
         self.classes = list(self.train_set.classes)
@@ -113,7 +114,7 @@ class ImageClassification(Task):
                 f"{self.config.model} needs inputs of at least {card.min_input_size}x{card.min_input_size}, and "
                 f"{self.config.dataset}'s images are {size} px: resize them, e.g. --set "
                 f"'preprocess=[{{name: resize, size: {card.input_size}}}]', or use a recipe that does "
-                "(recipes/digits.yaml for the digits)")
+                "(--recipe digits for the digits)")
 
     def _load(self, split: str) -> ImageDataset:
         cfg = self.config
@@ -155,7 +156,7 @@ class ImageClassification(Task):
 
     def loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
-        loss, logits = classification_loss(net(x), y, aux_weights=getattr(net, "aux_weights", ()),
+        loss, logits = classification_loss(net(x), y, aux_weights=getattr(unwrap_model(net), "aux_weights", ()),
                                            label_smoothing=self.config.label_smoothing)
         return loss, torch.stack([loss.detach().float(), logits.argmax(1).eq(y).sum().float(),
                                   torch.tensor(float(len(y)), device=y.device)])
@@ -189,6 +190,10 @@ class ImageClassification(Task):
 
     @classmethod
     def evaluate_checkpoints(cls, checkpoints: list[Checkpoint], options: dict[str, Any]) -> str:
+        if "zoo" in checkpoints[0].meta.get("task", {}):
+            if len(checkpoints) > 1:
+                raise CnnlabError("ensembles are evaluated for trained runs only")
+            return evaluate_converted(checkpoints[0], options)
         dataset = options.get("dataset") or checkpoints[0].meta["config"]["dataset"]
         result = evaluate_checkpoints(checkpoints, dataset, protocol=options.get("protocol", "center"),
                                       data_dir=options.get("data_dir"), batch_size=options.get("batch_size") or 256,
@@ -204,6 +209,8 @@ class ImageClassification(Task):
     def predict(cls, checkpoint: Checkpoint, inputs: list[str], options: dict[str, Any]) -> list[str]:
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
         meta = checkpoint.meta
+        if "zoo" in meta.get("task", {}):
+            return predict_converted(model, meta, inputs)
         transform = input_pipeline(meta["config"], train=False, normalize=meta.get("task", {}).get("normalize"))
         height, width = meta["task"]["image_size"]
         lines = []
@@ -308,17 +315,14 @@ def zoo_pixels(preprocessing: dict[str, Any]) -> Callable[..., torch.Tensor]:
     return transform
 
 
-def predict_converted(path: str, inputs: list[str]) -> list[str]:
+def predict_converted(model: nn.Module, meta: dict[str, Any], inputs: list[str]) -> list[str]:
     """``cnnlab predict`` of converted weights: each image's top-5 classes, by name."""
-    from cnnlab.weights import load_converted
-
-    model, info = load_converted(path)
-    pre = info["preprocessing"]
-    names = info["classes"] or [str(i) for i in range(info["model"]["num_classes"])]
+    pre = meta["task"]["zoo"]["preprocessing"]
+    names = meta["classes"]
     transform = zoo_pixels(pre)
     lines = []
     for image in inputs:
-        x = read_image(image, info["model"]["in_chans"])
+        x = read_image(image, meta["model"]["in_chans"])
         (view,) = center_views(x, crop_size=pre["input_size"], resize=pre["resize"])
         with torch.inference_mode():
             probs = class_scores(model(transform(view))).float().softmax(1)[0]
@@ -328,24 +332,23 @@ def predict_converted(path: str, inputs: list[str]) -> list[str]:
     return lines
 
 
-def evaluate_converted(path: str, options: dict[str, Any]) -> str:
+def evaluate_converted(checkpoint: Checkpoint, options: dict[str, Any]) -> str:
     """``cnnlab eval`` of converted weights on a dataset's test split, with the zoo's preprocessing."""
-    from cnnlab.weights import load_converted
-
     dataset = options.get("dataset")
     if not dataset:
         raise CnnlabError("converted weights have no run to take a dataset from: give --dataset, "
                           "e.g. --dataset folder:/data/imagenet")
-    model, info = load_converted(path)
-    pre = info["preprocessing"]
+    model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
+    meta = checkpoint.meta
+    pre = meta["task"]["zoo"]["preprocessing"]
     test = load_dataset(dataset, "test", options.get("data_dir"), image_size=pre["resize"])
-    if len(test.classes) != info["model"]["num_classes"]:
-        raise CnnlabError(f"{dataset} has {len(test.classes)} classes, the weights {info['model']['num_classes']}")
+    if len(test.classes) != meta["model"]["num_classes"]:
+        raise CnnlabError(f"{dataset} has {len(test.classes)} classes, the weights {meta['model']['num_classes']}")
     protocol = options.get("protocol") or "center"
     geometry = {"crop_size": pre["input_size"]} if protocol == "center" else scaled_geometry(protocol,
                                                                                              pre["input_size"])
     target = pick_device(options.get("device") or "auto", DistContext())
     result = evaluate(model.to(target), test, protocol, batch_size=options.get("batch_size") or 64, device=target,
                       transform=zoo_pixels(pre), **geometry)
-    return (f"{path} on {dataset} test ({result['n']} images, {protocol}): top-1 error "
+    return (f"{checkpoint.path} on {dataset} test ({result['n']} images, {protocol}): top-1 error "
             f"{100 * result['top1_err']:.2f}%, top-5 error {100 * result['top5_err']:.2f}%")

@@ -61,7 +61,7 @@ def export_checkpoint(checkpoint_path: str, fmt: str, out: str | Path) -> str:
         CnnlabError: an unknown format, an existing ``out``, or an export that does not
             match eager within :data:`TOLERANCE` (the file is then removed).
     """
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.task import load_model
 
     if fmt not in FORMATS:

@@ -1,11 +1,10 @@
-"""``cnnlab text word2vec``, and ``cnnlab text train textcnn`` (an alias of ``cnnlab train textcnn``)."""
+"""``cnnlab text word2vec``: word vectors from a corpus (Kim's CNN trains with ``cnnlab train textcnn``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from cnnlab.train.cli import add_train_arguments
 
 
 def _corpus(path: str, lowercase: bool):
@@ -50,7 +49,7 @@ def _word2vec(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``text`` command group to the ``cnnlab`` parser."""
-    text = subparsers.add_parser("text", help="word2vec and Kim's sentence CNN")
+    text = subparsers.add_parser("text", help="word2vec: word vectors from a corpus")
     sub = text.add_subparsers(dest="text_command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("word2vec", help="train word vectors on a corpus; writes a word2vec-format file")
@@ -77,5 +76,3 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="native: compiled loop, CPU (auto's choice there); torch: tensor code, CPU or GPU")
     p.set_defaults(func=_word2vec, sg=False)
 
-    train = sub.add_parser("train", help="train a text model (an alias of `cnnlab train`)")
-    add_train_arguments(train, "text")
