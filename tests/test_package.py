@@ -23,7 +23,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from a copy of the checkout (so the build leaves nothing in it)."""
     source = tmp_path_factory.mktemp("source")
     shutil.copytree(ROOT / "cnnlab", source / "cnnlab", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -34,10 +34,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_carries_every_file_the_package_reads(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
+    # Sources compiled at install (the word2vec kernel's .c) ship as what they compile to.
     data = [p.relative_to(ROOT).as_posix() for p in (ROOT / "cnnlab").rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc", ".so") and "__pycache__" not in p.parts]
+            if p.is_file() and p.suffix not in (".py", ".pyc", ".so", ".c") and "__pycache__" not in p.parts]
     assert any(name.startswith("cnnlab/recipes/") for name in data), "the recipes live inside the package"
     assert sorted(set(data) - names) == [], "files in cnnlab/ that the wheel leaves out"
+    assert any(name.startswith("cnnlab/text/_word2vec_kernel") for name in names), "the compiled word2vec kernel"
 
 
 def test_an_installed_wheel_trains_with_a_shipped_recipe(wheel: Path, tmp_path: Path) -> None:

@@ -243,7 +243,7 @@ def test_command_line_writes_a_vector_file(tmp_path, capsys, backend):
     assert f"{backend} backend" in capsys.readouterr().out
     assert main(["text", "word2vec", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main(["text", "train", "textcnn", "--dataset", "imdb", "--data-dir", str(tmp_path)]) == 2
+    assert main(["train", "textcnn", "--dataset", "imdb", "--data-dir", str(tmp_path)]) == 2
     assert "unknown dataset 'imdb'" in capsys.readouterr().err
 
 
