@@ -197,3 +197,12 @@ def test_a_users_run_goes_to_a_runs_folder_and_shows_the_committed_verdicts(tmp_
     assert "committed verdict" in report and "beside the committed reference" in report
     assert (tmp_path / "studies" / "kernel-stacks" / "results.json").read_bytes() == (
         repo / "studies" / "kernel-stacks" / "results.json").read_bytes()  # the reference is untouched
+
+
+def test_relu_vs_tanh_fits_without_regularisation_as_figure_1() -> None:
+    study = get_study("relu-vs-tanh")
+    for mode in MODES:
+        configs = [arm_config(study, arm, mode, 0) for arm in study.arms_of(mode)]
+        assert all(c.optimizer["weight_decay"] == 0.0 and c.optimizer["lr"] == configs[0].optimizer["lr"]
+                   for c in configs)
+    assert [c.model_kwargs["activation"] for c in configs] == ["relu", "tanh"]
