@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cnnlab.studies.framework import machine
+from cnnlab.hardware import machine
 
 VARIANTS = {"glibc default": "0", "keep freed memory": "1"}
 

@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from cnnlab.studies.framework import machine
+from cnnlab.hardware import machine
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -86,8 +85,10 @@ def main() -> None:
             results[mode].append(_run(args, mode))
             print(json.dumps(results[mode][-1]), file=sys.stderr, flush=True)
 
+    from cnnlab.hardware import machine  # here: the parent process measures nothing, its children do
+
     print(f"{args.model}, batch {args.batch_size} at {args.input_size}x{args.input_size}, "
-          f"{args.threads} thread(s), {platform.processor() or platform.machine()}, "
+          f"{args.threads} thread(s), {machine()['cpu']}, "
           f"median of {args.repeats} fresh processes per mode\n")
     print("| mode | baseline RSS (MiB) | peak RSS (MiB) | step memory = peak - baseline (MiB) | step time (s) |")
     print("|---|---|---|---|---|")

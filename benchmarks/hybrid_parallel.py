@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab import create_model
+from cnnlab.hardware import machine
 from cnnlab.train import hybrid as hybrid_module
 from cnnlab.train.distributed import DistContext, init_distributed, shutdown
 from cnnlab.train.hybrid import DENSE_LAYERS, HybridParallel
@@ -136,7 +136,7 @@ def measure(args: argparse.Namespace) -> dict:
             "step_s_max": round(max(times), 3), "steps": len(times),
             "collective_MB_per_step": round(tally.bytes / 1e6, 1),
             "dense_params_on_this_rank": sum(p.numel() for n, p in model.named_parameters() if n.startswith("head.fc")),
-            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            "machine": machine(),
             "threads": torch.get_num_threads()}
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cnnlab.hardware import machine
 from cnnlab.models.textcnn import KIM_TABLE2
 from cnnlab.text.datasets import TOKENIZERS
 from cnnlab.text.task import BATCHINGS
@@ -82,7 +82,7 @@ def main() -> None:
             "words_with_vectors": task["words_with_vectors"], "vocab_size": len(task["vocab"]),
             "folds": [{k: v for k, v in f.items() if k != "task"} for f in folds], "run_dir": str(out),
             "wall_s": time.perf_counter() - start, "threads": args.threads,
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
+            "machine": {**machine(), "shared": True},
             "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         }
         with open(args.results, "a") as f:

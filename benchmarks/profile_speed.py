@@ -11,13 +11,13 @@ counting by execution would cost.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 
 import cnnlab
+from cnnlab.hardware import machine
 
 
 def _median_seconds(fn, runs: int) -> float:
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["senet154", "resnet50", "resnet1202"])
     args = parser.parse_args()
     cnnlab.list_models()  # import the families once, outside the timings
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"machine: {machine()}, {torch.get_num_threads()} torch threads")
     print("| model | params | profile (meta), median s | build + 1 real forward, median s | ratio |")
     print("|---|---|---|---|---|")
     for name in args.models:

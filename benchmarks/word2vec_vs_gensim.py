@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 import torch
 from gensim.models import KeyedVectors
 
+from cnnlab.hardware import machine
 from cnnlab.text.datasets import BrownCorpus, ChainCorpus, LineCorpus
 from cnnlab.text.word2vec import Word2Vec
 
@@ -150,7 +150,7 @@ def main() -> None:
     corpus = list(ChainCorpus(BrownCorpus(data / "text-corpus" / "brown.zip", lowercase=True),
                               LineCorpus(data / "text-corpus" / "lee_background.cor", lowercase=True)))
     report = {"params": PARAMS, "threads": args.threads, "backend": args.backend, "runs": args.runs, "sentences": len(corpus),
-              "tokens": sum(map(len, corpus)), "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared",
+              "tokens": sum(map(len, corpus)), "machine": {**machine(), "shared": True},
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "archs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         corpus_file = write_line_sentences(corpus, Path(tmp) / "corpus.txt")

@@ -63,6 +63,13 @@ def atomic_write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Ma
     atomic_write(path, text.getvalue().encode())
 
 
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """A run's ``metrics.csv`` (:func:`atomic_write_csv`'s form): one dict a row, the empty
+    cells left out, every value a number."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
 def remove_stale_temporaries(folder: str | Path, *, min_age_s: float = 0.0) -> list[Path]:
     """Deletes the temporary files that killed :func:`atomic_write` calls left in ``folder``.
 

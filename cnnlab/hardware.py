@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
+import subprocess
 import sys
+from typing import Any
 
 import torch
 
@@ -58,3 +61,20 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (musl, for one): nothing to tune
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def machine() -> dict[str, Any]:
+    """What numbers were measured on, for studies and benchmarks: CPU model, its matrix-unit
+    flags, cores, torch, Python, GPU."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+        cpu = fields.get("Model name", cpu).strip()
+        flags = set(fields.get("Flags", "").split())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "avx512": "avx512f" in flags,
+            "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_bf16" in flags,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

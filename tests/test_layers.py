@@ -32,9 +32,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 LAYER_OF = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 # A module name handed to importlib: "cnnlab.text.task" or "cnnlab.text.task:TextClassification".
-# The one cycle left, which the studies' own redesign removes (issue 27, item 6);
-# delete this exception when it is gone.
-KNOWN_CYCLE = {"cnnlab.studies.framework", "cnnlab.studies.report"}
 MODULE_STRING = re.compile(r"cnnlab(\.\w+)+(:\w+)?")
 
 
@@ -123,7 +120,7 @@ def test_no_import_cycles() -> None:
     for module in sorted(GRAPH):
         if module not in state:
             visit(module, [module])
-    assert [c for c in cycles if set(c) != KNOWN_CYCLE] == []
+    assert cycles == []
 
 
 def test_the_walk_sees_imports_inside_functions_relative_ones_and_importlib_strings() -> None:

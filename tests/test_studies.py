@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,12 @@ import pytest
 from cnnlab.commands.cli import build_parser, main
 from cnnlab.errors import CnnlabError
 from cnnlab.studies import all_studies, get_study
-from cnnlab.studies.framework import (MODES, Analysis, Arm, Mode, Run, Study, arm_config, run_name, run_study,
-                                      study_run_name, train_arm, write_rows)
+from cnnlab.studies.framework import (MODES, Arm, Findings, Mode, Run, Study, arm_config, run_name, study_run_name,
+                                      train_arm, write_rows)
 from cnnlab.studies.measures import compare, epochs_to, epochs_to_or_length, last_values
 from cnnlab.studies.report import write_summary
-from cnnlab.studies.verdicts import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, SMALLER, VERDICTS,
-                                     verdict_of_difference, verdict_of_statement, verdict_of_value)
+from cnnlab.studies.runner import report_study, run_study
+from cnnlab.studies.verdicts import KINDS, VERDICTS
 
 STUDIES = sorted(all_studies())
 
@@ -46,19 +47,23 @@ def test_every_study_runs_in_smoke_mode_and_writes_its_three_files(name: str, sm
     results = json.loads((out / "results.json").read_text())
     assert results["study"] == name and results["mode"] == "smoke"
     assert results["checks"], "a study checks at least one claim"
-    assert all(c["verdict"] in VERDICTS and c["paper"] and c["measured"] for c in results["checks"])
+    assert all(c["verdict"] in VERDICTS and c["kind"] in KINDS and c["paper"] and c["measured"]
+               for c in results["checks"])
+    assert all({"arms", "paired", "test", "effect", "ci95", "paper_effect", "direction_only"} <= set(c)
+               for c in results["checks"] if "arms" in c)
     assert {"cpu", "cores", "torch", "loadavg_before", "loadavg_after"} <= set(results["machine"])
     for run in results["runs"]:
         words = shlex.split(run["command"])
         assert words[0] == "cnnlab"
         build_parser().parse_args(words[1:])  # a command line cnnlab accepts: `cnnlab train`, or the study's own
         if study.trainer is None:
-            assert words[1:3] == ["train", Path(run["run_dir"]).name.split("-")[0]]
+            assert words[1:3] == ["train", run["run"].split("-")[0]]
+        assert (out / "runs" / run["run"] / "metrics.csv").is_file()  # kept: the folder re-analyses
     png = (out / "figure.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 300_000
     report = (out / "report.md").read_text()
     assert "Smoke mode" in report and "## Verdict rule" in report and results["command"] in report
-    assert report.count("| **") == len(results["checks"])
+    assert all(f"| {c['claim']} |" in report for c in results["checks"])
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -86,47 +91,6 @@ def test_the_summary_page_gathers_every_study(smoke_dir: Path) -> None:
         assert f"[{name}]({name}/report.md)" in page and f"({name}/figure.png)" in page
 
 
-# ----- the verdict rules, on constructed numbers -----
-
-def test_a_clear_effect_of_the_papers_size_is_reproduced() -> None:
-    assert verdict_of_difference([0.10, 0.11, 0.10], [0.13, 0.12, 0.13], 0.02) == REPRODUCED
-
-
-def test_a_clear_but_small_effect_is_same_direction_smaller() -> None:
-    assert verdict_of_difference([0.100, 0.101, 0.100], [0.105, 0.106, 0.105], 0.02) == SMALLER
-
-
-def test_a_reversed_effect_is_not_reproduced() -> None:
-    assert verdict_of_difference([0.13, 0.12, 0.13], [0.10, 0.11, 0.10], 0.02) == NOT_REPRODUCED
-
-
-def test_an_effect_inside_the_seed_spread_is_inconclusive() -> None:
-    assert verdict_of_difference([0.10, 0.14, 0.08], [0.12, 0.09, 0.13], 0.02) == INCONCLUSIVE
-
-
-def test_one_seed_cannot_tell_the_effect_from_the_noise() -> None:
-    assert verdict_of_difference([0.10], [0.20], 0.02) == INCONCLUSIVE
-
-
-def test_ratios_are_compared_as_logarithms() -> None:
-    assert verdict_of_difference([1.0, 1.1, 0.9], [6.0, 6.5, 5.5], 6.0, ratio=True) == REPRODUCED
-    assert verdict_of_difference([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], 6.0, ratio=True) == SMALLER  # log 2 < log(6)/2
-    with pytest.raises(CnnlabError, match="factor above 1"):
-        verdict_of_difference([1.0, 1.1], [2.0, 2.1], 0.5, ratio=True)
-
-
-def test_exact_numbers_and_statements() -> None:
-    assert verdict_of_value(0.278, 0.28, rel_tol=0.01) == REPRODUCED
-    assert verdict_of_value(0.25, 0.28, rel_tol=0.01) == NOT_REPRODUCED
-    assert verdict_of_statement(True) == REPRODUCED and verdict_of_statement(False) == NOT_REPRODUCED
-
-
-def test_compare_writes_both_arms_and_the_effect() -> None:
-    check = compare("error: B - A", "2 points", ("A", [0.10, 0.11, 0.10]), ("B", [0.13, 0.12, 0.13]), 0.02)
-    assert check.verdict == REPRODUCED
-    assert check.measured.startswith("B 12.67% ± 0.58% vs A 10.33% ± 0.58%; effect 2.33%")
-
-
 def _run(rows: list[dict[str, float]]) -> Run:
     return Run("arm", 0, Path("."), "", rows)
 
@@ -136,7 +100,7 @@ def test_epochs_to_a_training_error_interpolates_between_epoch_middles() -> None
                 {"epoch": 3, "train_top1_err": 0.2}])
     assert math.isclose(epochs_to(run, "train_top1_err", 0.25), 2.0)  # halfway between 1.5 and 2.5
     assert epochs_to(run, "train_top1_err", 0.1) is None
-    assert epochs_to_or_length(run, "train_top1_err", 0.1) == 3
+    assert epochs_to_or_length(run, "train_top1_err", 0.1) == 2.5  # the last training row's middle
 
 
 # ----- running, resuming, the commands -----
@@ -159,12 +123,11 @@ def _toy_study(calls: list[tuple[str, int]]) -> Study:
         write_rows(run_dir, [{"epoch": 1, "score": keys["score"] + seed, "elapsed_s": 2.0}])
         return f"toy {arm.name} --seed {seed}"
 
-    def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
-        score = last_values(runs, "score")
-        return Analysis([compare("b - a", "2", ("a", score["a"]), ("b", score["b"]), 2.0, fmt=str)], score,
-                        lambda fig: None)
+    def judge(numbers: dict, mode: str) -> Findings:
+        return Findings([compare("b - a", "2", ("a", numbers["a"]), ("b", numbers["b"]), 2.0, fmt=str)])
 
-    return Study("toy", "b beats a", "none", "none", analyse, modes={m: Mode(seeds=2) for m in MODES},
+    return Study("toy", "b beats a", "none", "none", lambda runs, mode: last_values(runs, "score"), judge,
+                 lambda fig, runs, numbers: None, modes={m: Mode(seeds=2) for m in MODES},
                  arms=(Arm("a", "toy", {"score": 1.0}), Arm("b", "toy", {"score": 3.0})), trainer=trainer)
 
 
@@ -172,11 +135,13 @@ def test_a_study_with_its_own_trainer_runs_reuses_and_restarts_its_runs(tmp_path
     calls: list[tuple[str, int]] = []
     study, runs = _toy_study(calls), tmp_path / "runs"
     results = json.loads((run_study(study, "smoke", out=tmp_path / "toy", runs_dir=runs) / "results.json").read_text())
-    assert calls == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1)]  # arms interleaved, seed by seed
     assert [r["command"] for r in results["runs"]] == ["toy a --seed 0", "toy a --seed 1", "toy b --seed 0",
                                                        "toy b --seed 1"]
     assert results["runs"][3]["final"] == {"epoch": 1.0, "score": 4.0, "elapsed_s": 2.0}
-    assert results["train_s"] == 8.0 and results["checks"][0]["verdict"] == REPRODUCED
+    # Two seeds an arm: whatever the effect, too few to decide.
+    assert results["train_s"] == 8.0 and results["checks"][0]["verdict"] == "inconclusive"
+    assert results["checks"][0]["arms"] == {"a": [1.0, 2.0], "b": [3.0, 4.0]}
     run_study(study, "fast", out=tmp_path / "toy", runs_dir=runs, resume=True)  # the same keys: the same runs
     assert len(calls) == 4
     first = train_arm(study, study.arms[0], "smoke", 0, runs, resume=False)
@@ -201,5 +166,53 @@ def test_study_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "--resume" in capsys.readouterr().err
     assert main(["study", "run", "kernel-stacks", "--out", str(out), "--resume"]) == 0
     assert main(["study", "run", "kernel-stacks", "--out", str(out), "--seeds", "0"]) == 2
-    assert main(["study", "report", str(tmp_path)]) == 0 and (tmp_path / "README.md").is_file()
-    assert main(["study", "report", str(tmp_path / "none")]) == 2
+    assert main(["study", "report", "--dir", str(tmp_path)]) == 0 and (tmp_path / "README.md").is_file()
+    assert main(["study", "report", "--dir", str(tmp_path / "none")]) == 2
+    assert main(["study", "report", "kernel-stacks", "--dir", str(tmp_path / "none")]) == 2
+    assert "holds no results.json" in capsys.readouterr().err
+
+
+# ----- the study folder: re-analysis without training, the committed reference -----
+
+def test_a_committed_trained_study_re_analyses_to_its_committed_verdicts(tmp_path: Path) -> None:
+    committed = Path(__file__).resolve().parents[1] / "studies" / "lrn"
+    folder = tmp_path / "lrn"
+    shutil.copytree(committed, folder)
+    before = json.loads((folder / "results.json").read_text())
+    report_study(get_study("lrn"), folder)  # from the kept numbers and runs alone: no training, no checkpoint
+    after = json.loads((folder / "results.json").read_text())
+    assert after["checks"] == before["checks"] and after["numbers"] == before["numbers"]
+    assert (folder / "figure.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_users_run_goes_to_a_runs_folder_and_shows_the_committed_verdicts(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "studies").mkdir()
+    shutil.copytree(repo / "studies" / "kernel-stacks", tmp_path / "studies" / "kernel-stacks")
+    monkeypatch.chdir(tmp_path)  # a fresh clone: the committed reference under studies/
+    out = run_study(get_study("kernel-stacks"), "fast")
+    assert out == Path("runs") / "study-results" / "kernel-stacks"
+    report = (out / "report.md").read_text()
+    assert "committed verdict" in report and "beside the committed reference" in report
+    assert (tmp_path / "studies" / "kernel-stacks" / "results.json").read_bytes() == (
+        repo / "studies" / "kernel-stacks" / "results.json").read_bytes()  # the reference is untouched
+
+
+def test_relu_vs_tanh_fits_without_regularisation_as_figure_1() -> None:
+    study = get_study("relu-vs-tanh")
+    for mode in MODES:
+        configs = [arm_config(study, arm, mode, 0) for arm in study.arms_of(mode)]
+        assert all(c.optimizer["weight_decay"] == 0.0 and c.optimizer["lr"] == configs[0].optimizer["lr"]
+                   for c in configs)
+    assert [c.model_kwargs["activation"] for c in configs] == ["relu", "tanh"]
+
+
+def test_test_protocols_pair_the_shared_models_and_leave_the_rescaling_protocols_unjudged() -> None:
+    study = get_study("test-protocols")
+    numbers = {"single": {"center": [0.26, 0.27, 0.265], "flip": [0.25, 0.26, 0.255],
+                          "10crop": [0.33, 0.34, 0.335], "multiscale": [0.5, 0.55, 0.52]},
+               "ensembles": [0.25, 0.252, 0.251]}
+    checks = study.judge(numbers, "fast").checks
+    assert [c.verdict for c in checks[:2]] == ["untestable here"] * 2 and "37 px" in checks[0].reason
+    assert checks[0].details["paired"] and checks[0].details["test"]["name"] == "paired t"

@@ -13,7 +13,7 @@ from cnnlab.analysis.profile import profile
 from cnnlab.errors import CnnlabError
 from cnnlab.studies.catalog import complexity, inception_1x1, inception_v3_ablation, kernel_stacks
 from cnnlab.studies.exact import printed_check, printed_tolerance, profile_layers
-from cnnlab.studies.verdicts import NOT_REPRODUCED, REPRODUCED
+from cnnlab.studies.verdicts import IDENTITY, INCONSISTENT, NOT_REPRODUCED, REPRODUCED, UNTESTABLE
 
 
 # --------------------------------------------------------------------------- the printed-number rule
@@ -91,12 +91,34 @@ def test_naive_modules_cost_more_on_the_same_input() -> None:
 
 
 def test_table1_rows_and_their_verdicts() -> None:
-    analysis = inception_1x1.STUDY.analyse({}, "fast")
-    verdicts = {c.claim.split(":")[0]: c.verdict for c in analysis.checks}
+    numbers = inception_1x1.STUDY.measure({}, "fast")
+    verdicts = {c.claim.split(":")[0]: c.verdict for c in inception_1x1.STUDY.judge(numbers, "fast").checks}
     assert verdicts["3a"] == verdicts["3b"] == verdicts["4e"] == REPRODUCED
-    # 5a: Table 1's 54M and 1072K against 51.1M and 1019K for its listed widths.
+    # 4c: Table 1 lists 463K params, but its own 100M ops at 14x14 imply 498K weights, what the widths give.
+    assert verdicts["4c"] == INCONSISTENT
+    # 5a: Table 1's 54M and 1072K agree with each other, against 51.1M and 1019K for its listed widths.
     assert verdicts["5a"] == NOT_REPRODUCED
-    assert analysis.numbers["naive"]["macs"] > 5 * analysis.numbers["reduced"]["macs"]
+    # conv1's row is not the 7x7x3 -> 64 convolution it names: the whole network's 1.5 G rests on it.
+    assert verdicts["whole network"] == INCONSISTENT
+    assert numbers["naive"]["macs"] > 5 * numbers["reduced"]["macs"]
+
+
+def test_the_se_overhead_is_judged_without_a_slack_that_plain_resnet50_passes() -> None:
+    numbers = complexity.STUDY.measure({}, "fast")
+    checks = {c.claim: c for c in complexity.STUDY.judge(numbers, "fast").checks}
+    total = next(c for claim, c in checks.items() if claim.startswith("SE-ResNet-50 GFLOPs"))
+    assert total.verdict == REPRODUCED and total.details["interval"] == pytest.approx([3.865, 3.875])
+    assert not total.details["interval"][0] <= numbers["gmacs"]["resnet50"] <= total.details["interval"][1]
+    increase = next(c for claim, c in checks.items() if claim.startswith("SE blocks' relative cost increase"))
+    assert increase.verdict == REPRODUCED and increase.details["interval"][0] == pytest.approx(0.0)
+
+
+def test_the_unpublished_inception_v2_networks_are_untestable() -> None:
+    study = inception_v3_ablation.STUDY
+    checks = study.judge(study.measure({}, "fast"), "fast").checks
+    verdicts = [c.verdict for c in checks if c.claim.startswith(("Inception-v2", "+ "))]
+    assert verdicts == [UNTESTABLE] * 5
+    assert sum(c.kind == IDENTITY for c in checks) == 2
 
 
 # --------------------------------------------------------------------------- inception-v3-ablation

@@ -10,8 +10,9 @@ import pytest
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.isbi import merged_segments
 from cnnlab.segment.data import kfold_splits
-from cnnlab.studies.catalog.unet_weight_map import CONDITIONS, FOLDS, STUDY, by_condition, window
+from cnnlab.studies.catalog.unet_weight_map import CONDITIONS, FOLDS, STUDY, by_condition
 from cnnlab.studies.framework import Run, arm_config
+from cnnlab.studies.verdicts import REPRODUCED, UNTESTABLE
 
 
 def three_cells() -> np.ndarray:
@@ -74,8 +75,16 @@ def test_runs_are_pooled_by_condition_over_folds_and_seeds() -> None:
         "no-weight-map": [("no-weight-map-fold2", 0)]}
 
 
-def test_the_figure_window_is_where_the_mask_is() -> None:
-    mask = np.zeros((512, 512), dtype=bool)
-    mask[400:420, 300:330] = True
-    rows, cols = window(mask, 256)
-    assert mask[rows, cols].sum() == mask.sum() and rows.stop - rows.start == cols.stop - cols.start == 256
+def test_a_warping_error_at_the_all_membrane_maps_cannot_tell_the_arms_apart() -> None:
+    same = [0.002582] * 3
+    numbers = {"merges_per_slice": {"full": [1.0, 2.0, 1.0], "no-weight-map": [6.0, 5.0, 7.0]},
+               "val_rand_err": {"full": [0.10, 0.11, 0.12], "no-weight-map": [0.20, 0.21, 0.22],
+                                "no-elastic": [0.15, 0.16, 0.17]},
+               "val_pixel_err": {"full": [0.10, 0.11, 0.12], "no-weight-map": [0.1] * 3, "no-elastic": [0.15] * 3},
+               "val_warping_err": {"full": same, "no-weight-map": same, "no-elastic": same},
+               "all_membrane_warping_err": {"0": 0.002582}, "warping_to_all_membrane": [1.0] * 9}
+    checks = {c.claim.split(":")[0]: c for c in STUDY.judge(numbers, "fast").checks}
+    assert checks["warping error"].verdict == UNTESTABLE and "all-membrane" in checks["warping error"].reason
+    # Merges alone reward membrane everywhere: shown, not judged.
+    assert checks["merged segments per held-out slice"].verdict == UNTESTABLE
+    assert checks["Rand error"].verdict == REPRODUCED  # the first Rand row: without - with the weight map

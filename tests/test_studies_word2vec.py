@@ -14,7 +14,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.studies import get_study
 from cnnlab.studies.catalog import word2vec_sg_vs_cbow as study_module
 from cnnlab.studies.framework import train_arm
-from cnnlab.studies.verdicts import INCONCLUSIVE, REPRODUCED
+from cnnlab.studies.verdicts import REPRODUCED, UNTESTABLE
 from cnnlab.text.evaluation import analogy_results, similarity_results, spearman
 from cnnlab.text.vectors import KeyedVectors
 from cnnlab.text.word2vec import Word2Vec
@@ -81,7 +81,7 @@ def test_items_fall_into_disjoint_bands_by_their_rarest_words_count() -> None:
 def test_a_band_with_too_few_items_gets_no_verdict() -> None:
     lower, higher = ("CBOW", [0.10, 0.11, 0.10]), ("skip-gram", [0.20, 0.21, 0.20])
     small = study_module.band_check("rare", "better", lower, higher, study_module.MIN_ITEMS - 1, "pairs", str)
-    assert small.verdict == INCONCLUSIVE and "only 49 pairs" in small.measured
+    assert small.verdict == UNTESTABLE and "only 49 pairs" in small.measured
     enough = study_module.band_check("rare", "better", lower, higher, study_module.MIN_ITEMS, "pairs", str)
     assert enough.verdict == REPRODUCED and enough.measured.endswith("n = 50 pairs")
 

@@ -72,6 +72,11 @@ def feature_reuse(model: DenseNet, block_index: int) -> torch.Tensor:
     return heat
 
 
+def feature_reuse_matrices(model: DenseNet) -> list[torch.Tensor]:
+    """:func:`feature_reuse` of every dense block of ``model``, in order."""
+    return [feature_reuse(model, index) for index in range(1, sum(isinstance(m, DenseBlock) for m in model.children()) + 1)]
+
+
 def plot_feature_reuse(model: DenseNet, path: str | Path, title: str = "") -> Path:
     """Writes Figure 5's heat maps, one panel per dense block, as a PNG.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cnnlab.studies.framework import MODES
 
@@ -23,7 +24,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from cnnlab.studies import get_study
-    from cnnlab.studies.framework import run_study
+    from cnnlab.studies.runner import run_study
 
     out = run_study(get_study(args.name), args.mode, seeds=args.seeds, out=args.out, runs_dir=args.runs,
                     resume=args.resume)
@@ -33,9 +34,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from cnnlab.studies import get_study
     from cnnlab.studies.report import write_summary
+    from cnnlab.studies.runner import report_study
 
-    print(f"written: {write_summary(args.directory)}")
+    for name in args.names:
+        out = report_study(get_study(name), Path(args.dir) / name)
+        print(f"written: {out / 'results.json'}, {out / 'figure.png'}, {out / 'report.md'}")
+    print(f"written: {write_summary(args.dir)}")
     return 0
 
 
@@ -52,12 +58,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="fast", choices=MODES,
                    help="smoke: seconds, for tests; fast (default): minutes on a CPU; paper: the paper's scale")
     p.add_argument("--seeds", type=int, help="runs per arm (the mode's by default)")
-    p.add_argument("--out", help="the study's folder (default: studies/NAME)")
+    p.add_argument("--out", help="the study's folder (default: runs/study-results/NAME; the committed reference "
+                                 "is studies/NAME)")
     p.add_argument("--runs", help="where the training runs go, shared by all studies (default: runs/studies)")
     p.add_argument("--resume", action="store_true",
                    help="continue unfinished runs and rewrite the study's results in --out")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("report", help="one page gathering every study's verdicts and figures")
-    p.add_argument("directory", nargs="?", default="studies", help="the folder of study folders (default: studies)")
+    p = sub.add_parser("report", help="re-analyse study folders without training, and gather every study's "
+                                      "verdicts on one page")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="studies whose folders to re-analyse from their numbers and kept runs (none: only the page)")
+    p.add_argument("--dir", default="studies", help="the folder of study folders (default: studies)")
     p.set_defaults(func=_report)

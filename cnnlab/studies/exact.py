@@ -13,14 +13,13 @@ from torch import nn
 
 from cnnlab.analysis.profile import Profile, profile
 from cnnlab.errors import CnnlabError
-from cnnlab.studies.framework import Check
-from cnnlab.studies.verdicts import VALUE_RULE, verdict_of_value
+from cnnlab.studies.verdicts import Check, verdict_of_value, within
 
 # What counting conventions may add to the rounding (relative).
 SLACK = 0.01
-PRINTED_RULE = (f"{VALUE_RULE} A number the paper prints rounded gets a tolerance of half a unit of its last "
-                f"printed digit plus {SLACK:.0%} (biases, BN, pooling: what counts may differ by); each row states "
-                "its own. A qualitative claim is `reproduced` when it holds.")
+PRINTED_RULE = (f"A number the paper prints rounded gets a tolerance of half a unit of its last printed digit plus "
+                f"{SLACK:.0%} (biases, BN, pooling: what counts may differ by) unless a row states a smaller one. A "
+                "qualitative claim is `reproduced` when it holds.")
 
 
 def printed_tolerance(printed: str, slack: float = SLACK) -> float:
@@ -55,10 +54,10 @@ def printed_check(claim: str, printed: str, measured: float, *, unit: str = "", 
         paper: the paper column, when it says more than the number.
         detail: appended to the measured column (what was counted, how).
     """
-    value = float(printed)
+    value, tolerance = float(printed), printed_tolerance(printed, slack)
     shown = f"{measured:.{digits}f}{unit} ({100 * (measured / value - 1):+.1f}%)" + (f"; {detail}" if detail else "")
-    return Check(f"{claim} (±{100 * printed_tolerance(printed, slack):.1f}%)", paper or f"{printed}{unit}", shown,
-                 printed_verdict(measured, printed, slack))
+    return within(f"{claim} (±{100 * tolerance:.1f}%)", paper or f"{printed}{unit}", shown, measured, value,
+                  (value * (1 - tolerance), value * (1 + tolerance)))
 
 
 def profile_layers(layers: nn.Module, in_chans: int, size: int | tuple[int, int]) -> Profile:

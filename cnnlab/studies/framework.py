@@ -2,12 +2,14 @@
 
 A :class:`Study` names the claim (quoted briefly, with its source), the arms to
 compare (a model and its config keys), each mode's scale as data (:class:`Mode`:
-seeds, config keys, expected minutes) and one ``analyse`` function that turns the
-finished runs into numbers, verdicts (:mod:`cnnlab.studies.verdicts`) and a figure.
-:func:`run_study` trains every arm and seed through the normal trainer, each in its own
-run directory, and writes ``results.json``, ``figure.png`` and ``report.md``. A study of
-something the Trainer does not train (word2vec) names its own ``trainer`` instead, and
-the framework treats its runs the same way.
+seeds, config keys, expected minutes) and three functions: ``measure`` turns the finished
+runs into numbers (JSON: what ``results.json`` keeps), ``judge`` turns those numbers into
+verdicts (:mod:`cnnlab.studies.verdicts`) and notes, ``draw`` draws the figure from the
+runs' rows and the numbers. Since the verdicts need only the numbers and the figure only
+the runs' ``metrics.csv``, a study folder re-analyses without training
+(:mod:`cnnlab.studies.runner`). A study of something the Trainer does not train
+(word2vec) names its own ``trainer`` instead, and the framework treats its runs the same
+way.
 
 Runs are shared: a run's directory is named by its model, a digest of its resolved
 config and its seed, so two studies (or two modes) that need the same run train it
@@ -17,23 +19,17 @@ once. A finished run is reused; an unfinished one (a killed study) is continued 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import os
-import platform
 import shlex
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write, atomic_write_csv
-from cnnlab.studies.verdicts import DIFFERENCE_RULE, VALUE_RULE, VERDICTS
+from cnnlab.files import atomic_write, atomic_write_csv, read_metrics
+from cnnlab.studies.verdicts import RULE, Check
 
 MODES = ("smoke", "fast", "paper")
 # Config keys that say where a run's data and compute are, not what the run is.
@@ -122,32 +118,15 @@ class Run:
         return self.run_dir / "checkpoints" / "last.json"
 
 
-@dataclass(frozen=True)
-class Check:
-    """One row of a study's verdict table: a claim, the paper's number, ours, the verdict."""
-
-    claim: str
-    paper: str
-    measured: str
-    verdict: str
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise CnnlabError(f"verdict must be one of {', '.join(VERDICTS)}, got {self.verdict!r}")
-
-
 @dataclass
-class Analysis:
-    """What a study concludes: its verdicts, every number behind them, and its figure.
-
-    ``draw`` gets an empty matplotlib figure and fills it (axes with labels, a legend,
-    a title naming the paper's figure or table).
-    """
+class Findings:
+    """What a study's ``judge`` concludes from its numbers: the verdict rows and the notes."""
 
     checks: list[Check]
-    numbers: dict[str, Any]
-    draw: Callable[[Any], None]
     notes: list[str] = field(default_factory=list)
+
+
+Runs = dict[str, list[Run]]
 
 
 @dataclass(frozen=True)
@@ -159,12 +138,16 @@ class Study:
         title: the claim in one line, for ``cnnlab study list``.
         source: the paper and where in it (section, table, figure).
         quote: the claim in the paper's words, briefly.
-        analyse: ``analyse(runs, mode)`` -> :class:`Analysis`; ``runs`` maps each arm's
-            name to its runs, one per seed (empty for an analytic study).
+        measure: ``measure(runs, mode)`` -> the study's numbers (JSON-serialisable): ``runs``
+            maps each arm's name to its runs, one per seed (empty for an analytic study).
+        judge: ``judge(numbers, mode)`` -> :class:`Findings`, from the numbers alone.
+        draw: ``draw(fig, runs, numbers)`` fills an empty matplotlib figure (axes with labels,
+            a legend, a title naming the paper's figure or table).
         arms: the configurations to train; none for an analytic study.
         recipe: the recipe every arm starts from (a shipped name or a path).
         modes: ``smoke``, ``fast`` and ``paper``.
-        rule: how the verdicts are computed, stated in the report.
+        rule: what the study adds to the common rule (:data:`cnnlab.studies.verdicts.RULE`): its
+            margins, ceilings, proxies; stated in the report.
         trainer: trains the arms of a study the Trainer cannot (None: the Trainer, ``cnnlab
             train``). ``trainer(arm, keys, seed, run_dir)`` gets the mode's and the arm's config
             keys (the arm's win), trains into ``run_dir`` (starting over where a killed run left
@@ -177,7 +160,9 @@ class Study:
     title: str
     source: str
     quote: str
-    analyse: Callable[[dict[str, list[Run]], str], Analysis]
+    measure: Callable[[Runs, str], dict[str, Any]]
+    judge: Callable[[Mapping[str, Any], str], Findings]
+    draw: Callable[[Any, Runs, Mapping[str, Any]], None]
     arms: tuple[Arm, ...] = ()
     recipe: str | None = None
     modes: Mapping[str, Mode] = field(default_factory=lambda: dict(ANALYTIC_MODES))
@@ -203,7 +188,7 @@ class Study:
 
     @property
     def verdict_rule(self) -> str:
-        return self.rule or (DIFFERENCE_RULE if self.trained else VALUE_RULE)
+        return f"{RULE} {self.rule}" if self.rule else RULE
 
     def arms_of(self, mode: str) -> tuple[Arm, ...]:
         chosen = self.modes[mode].arms
@@ -258,11 +243,6 @@ def train_command(study: Study, arm: Arm, mode: str, seed: int, run_dir: Path) -
     return shlex.join(words)
 
 
-def _read_rows(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-
-
 def write_rows(run_dir: Path, rows: Sequence[Mapping[str, float]]) -> None:
     """A study's own trainer's ``metrics.csv``, as the Trainer writes it: a header, one row per
     epoch (numbers), written atomically."""
@@ -279,7 +259,7 @@ def _train_own(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, 
             raise CnnlabError(f"{run_dir} holds an unfinished run of this study: pass --resume to start it over")
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(done, f"{study.trainer(arm, arm_keys(study, arm, mode), seed, run_dir)}\n".encode())
-    return Run(arm.name, seed, run_dir, done.read_text().strip(), _read_rows(run_dir))
+    return Run(arm.name, seed, run_dir, done.read_text().strip(), read_metrics(run_dir / "metrics.csv"))
 
 
 def train_arm(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, resume: bool,
@@ -299,73 +279,4 @@ def train_arm(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, r
             raise CnnlabError(f"{run_dir} holds an unfinished run of this study: pass --resume to continue it")
         train(config, run_dir, resume=started, stream=stream)
         atomic_write(done, f"{command}\n".encode())
-    return Run(arm.name, seed, run_dir, command, _read_rows(run_dir))
-
-
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on: CPU model, its matrix-unit flags, cores, torch."""
-    import torch
-
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-        cpu = fields.get("Model name", cpu).strip()
-        flags = set(fields.get("Flags", "").split())
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "avx512": "avx512f" in flags,
-            "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_bf16" in flags,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
-def run_study(study: Study, mode: str = "fast", *, seeds: int | None = None, out: str | Path | None = None,
-              runs_dir: str | Path | None = None, resume: bool = False, stream: TextIO | None = None) -> Path:
-    """Runs ``study`` in ``mode`` and writes ``results.json``, ``figure.png`` and ``report.md``
-    to ``out`` (default ``studies/<name>``); returns ``out``.
-
-    Raises:
-        CnnlabError: an unknown mode, a bad seed count, or an ``out`` that already holds
-            results (without ``resume``).
-    """
-    from cnnlab.studies.report import write_figure, write_report
-
-    if mode not in MODES:
-        raise CnnlabError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    seeds = study.modes[mode].seeds if seeds is None else seeds
-    if seeds < 1:
-        raise CnnlabError(f"--seeds must be a positive integer, got {seeds}")
-    out = Path(out) if out else Path("studies") / study.name
-    runs_dir = Path(runs_dir) if runs_dir else Path("runs") / "studies"
-    if (out / "results.json").exists() and not resume:
-        raise CnnlabError(f"{out} already holds this study's results: pass --resume to reuse its runs "
-                          "and rewrite them, or choose another --out")
-    stream = stream or sys.stderr
-    load_before, start = os.getloadavg()[0], time.perf_counter()
-    runs: dict[str, list[Run]] = {}
-    arms = study.arms_of(mode)
-    for i, arm in enumerate(arms):
-        for seed in range(seeds):
-            print(f"[{study.name}] arm {arm.name}, seed {seed} ({i * seeds + seed + 1}/{len(arms) * seeds})",
-                  file=stream, flush=True)
-            runs.setdefault(arm.name, []).append(train_arm(study, arm, mode, seed, runs_dir, resume=resume,
-                                                           stream=stream))
-    analysis = study.analyse(runs, mode)
-    elapsed = time.perf_counter() - start
-    command = shlex.join(["cnnlab", "study", "run", study.name, "--mode", mode, "--seeds", str(seeds)])
-    results = {
-        "study": study.name, "title": study.title, "source": study.source, "mode": mode, "seeds": seeds,
-        "command": command, "elapsed_s": round(elapsed, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        # The runs' own training time, summed: what the study costs, even when its runs were reused.
-        "train_s": round(sum(r.rows[-1].get("elapsed_s", 0.0) for arm_runs in runs.values() for r in arm_runs if r.rows), 1),
-        "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]},
-        "checks": [vars(c) for c in analysis.checks], "numbers": analysis.numbers,
-        "runs": [{"arm": r.arm, "seed": r.seed, "run_dir": str(r.run_dir), "command": r.command,
-                  "final": r.rows[-1] if r.rows else {}} for arm_runs in runs.values() for r in arm_runs],
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "results.json", (json.dumps(results, indent=1) + "\n").encode())
-    write_figure(analysis, out / "figure.png")
-    write_report(study, results, analysis.notes, out / "report.md")
-    return out
+    return Run(arm.name, seed, run_dir, command, read_metrics(run_dir / "metrics.csv"))

@@ -36,7 +36,9 @@ def bars(ax: Any, values: Mapping[str, Sequence[float]], ylabel: str, *, scale: 
         mean, std = mean_std([scale * v for v in values[name]])
         ax.bar(i, mean, yerr=std, capsize=4, color=f"C{i}", alpha=0.7)
         ax.plot([i] * len(values[name]), [scale * v for v in values[name]], "k.", markersize=5)
-    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 4 else 0)
+    crowded = len(names) > 3  # long names side by side overlap: slant them, anchored at their end
+    ax.set_xticks(range(len(names)), names, rotation=30 if crowded else 0, ha="right" if crowded else "center",
+                  fontsize=8 if crowded else None)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
 

@@ -27,9 +27,9 @@ def resnet_cifar_modes(fast_minutes: float, paper_minutes: float, fast_arms: tup
     return {
         "smoke": replace(SMOKE, arms=fast_arms),
         "fast": Mode(seeds=2, minutes=fast_minutes, arms=fast_arms, config={"epochs": 4, "eval_every": 1},
-                     note="4 epochs of the fast recipe (the paper: 164), 2 seeds"),
+                     note="4 epochs of the fast recipe (the paper: 164)"),
         "paper": Mode(seeds=3, minutes=paper_minutes, recipe="resnet_cifar", config={"eval_every": 1},
-                      note="the paper's own recipe (64k iterations of 128, about 164 epochs), 3 seeds"),
+                      note="the paper's own recipe (64k iterations of 128, about 164 epochs)"),
     }
 
 

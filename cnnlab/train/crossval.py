@@ -9,7 +9,6 @@ history, and the mean and standard deviation of every metric over the folds
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from dataclasses import replace
@@ -19,8 +18,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write
 from cnnlab.checkpoint import load_checkpoint, resolve_checkpoint_path
+from cnnlab.files import atomic_write, read_metrics
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.loop import Trainer, check_run_dir
 
@@ -33,8 +32,7 @@ def fold_dir(run_dir: Path, fold: int) -> Path:
 def _fold_result(directory: Path, fold: int) -> dict[str, Any]:
     """A fold's best checkpoint's metrics and its per-epoch history."""
     best = load_checkpoint(resolve_checkpoint_path(directory))
-    with open(directory / "metrics.csv", newline="") as f:
-        history = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    history = read_metrics(directory / "metrics.csv")
     return {"fold": fold, "run_dir": str(directory), "best_step": best.step,
             "best_epoch": round(best.meta["epoch"], 4), **best.meta["metrics"], "history": history}
 

@@ -5,23 +5,23 @@ Figure 5 is a heat map per dense block of DenseNet (L=40, k=12) trained on C10+:
 of (s, l) is the average absolute weight layer l gives the feature maps of layer s ("the
 average L1 norm (normalized by number of input feature-maps)"; source 0 is the block's
 input), with the transition layer, or after the last block the classifier, as the last
-target. :func:`reuse_matrices` computes it from a model; the checks read the paper's four
-observations off it.
+target. :func:`cnnlab.analysis.feature_reuse.feature_reuse_matrices` computes it from a model;
+the checks read the paper's four observations off it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from cnnlab.analysis.feature_reuse import feature_reuse_matrices
 from cnnlab.errors import CnnlabError
-from cnnlab.models.densenet import DenseBlock, DenseNet, Transition
-from cnnlab.studies.framework import Analysis, Arm, Check, Run, Study
+from cnnlab.studies.framework import Arm, Findings, Run, Runs, Study
 from cnnlab.studies.settings import DENSENET_CIFAR_RECIPE, densenet_cifar_modes
-from cnnlab.studies.verdicts import INCONCLUSIVE, verdict_of_statement
+from cnnlab.studies.verdicts import INCONCLUSIVE, PROXY, TRAINED, Check, verdict_of_statement
 
 # The paper states its observations without numbers; these thresholds are this study's.
 USED = 0.5  # a layer uses a source that gets at least half of the layer's largest average weight
@@ -43,49 +43,6 @@ RULE = (f"A source is used by a layer when it gets at least {USED:.0%} of the la
         f"weights; every check is `inconclusive` unless the trained matrices are at least {MOVED:g} times as uneven "
         "as the same network's at initialisation (same seed): an untrained network spreads its weights evenly by "
         "construction. Several seeds: the checks read the mean matrix.")
-
-
-def source_weights(weight: torch.Tensor, widths: Sequence[int]) -> list[float]:
-    """The average absolute weight a layer gives each of its sources.
-
-    Args:
-        weight: a convolution's or a linear layer's weight; dimension 1 is its input channels.
-        widths: the channels of each source, in the order they are concatenated.
-
-    Returns:
-        For each source, the mean of |w| over its input channels: the paper's L1 norm
-        normalised by the number of input feature maps (and, the same for every source of
-        one layer, by the outputs and the kernel's size).
-    """
-    if sum(widths) != weight.shape[1]:
-        raise CnnlabError(f"the sources' widths {list(widths)} add up to {sum(widths)}, but the layer reads "
-                          f"{weight.shape[1]} channels")
-    return [part.abs().mean().item() for part in torch.split(weight.detach().float(), list(widths), dim=1)]
-
-
-def reuse_matrices(model: DenseNet) -> list[torch.Tensor]:
-    """Figure 5's matrices, one per dense block of ``model``.
-
-    Entry (s, t) is the average absolute weight target ``t + 1`` gives source ``s``: sources
-    are the block's input (0) and its n layers (1..n); targets are its layers (1..n), then the
-    transition after it (n + 1), or after the last block the classifier. NaN where target
-    ``t + 1`` does not read source ``s``.
-    """
-    stages = list(model.stages())
-    matrices = []
-    for position, (_, block) in enumerate(stages):
-        if not isinstance(block, DenseBlock):
-            continue
-        following = stages[position + 1][1]
-        reader = following.conv.conv if isinstance(following, Transition) else model.get_classifier()
-        width, layers = block[0].first.conv.in_channels, len(block)
-        widths = [width] + [(block.out_chans - width) // layers] * layers
-        weights = [layer.first.conv.weight for layer in block] + [reader.weight]
-        matrix = torch.full((layers + 1, layers + 1), math.nan)
-        for target, weight in enumerate(weights):
-            matrix[: target + 1, target] = torch.tensor(source_weights(weight, widths[: target + 1]))
-        matrices.append(matrix)
-    return matrices
 
 
 def _columns(matrix: torch.Tensor, targets: range) -> list[torch.Tensor]:
@@ -148,14 +105,19 @@ def trained_uneven(ours: dict[str, Any], init: dict[str, Any]) -> bool:
     return ours["unevenness"] >= MOVED * init["unevenness"]
 
 
-def reuse_checks(trained: list[torch.Tensor], untrained: list[torch.Tensor]) -> list[Check]:
-    """The paper's four observations on the trained matrices, by :data:`RULE`, the untrained
-    network's numbers beside them."""
-    ours, init = statistics(trained), statistics(untrained)
+def reuse_checks(ours: Mapping[str, Any], init: Mapping[str, Any]) -> list[Check]:
+    """The paper's four observations on the trained matrices' :func:`statistics`, by :data:`RULE`,
+    the untrained network's beside them."""
     moved = trained_uneven(ours, init)
 
-    def verdict(holds: bool) -> str:
-        return verdict_of_statement(holds) if moved else INCONCLUSIVE
+    def check(claim: str, paper: str, measured: str, holds: bool) -> Check:
+        if not moved:
+            return Check(claim, paper, measured, INCONCLUSIVE, TRAINED, PROXY,
+                         f"the trained matrices are not x{MOVED:g} as uneven as at initialisation: they show the "
+                         "initial weights' pattern, not training's")
+        return Check(claim, paper, measured, verdict_of_statement(holds), TRAINED, PROXY,
+                     "the observation's threshold (this study's, the paper gives none) "
+                     + ("holds" if holds else "does not hold") + "; one matrix, no seed-to-seed test")
 
     def both(key: str) -> str:
         def shown(values: Any) -> str:
@@ -163,20 +125,20 @@ def reuse_checks(trained: list[torch.Tensor], untrained: list[torch.Tensor]) -> 
         return f"{shown(ours[key])} (untrained: {shown(init[key])})"
 
     return [
-        Check("(a) layers spread their weights over many inputs of their block: share of sources used, by block",
+        check("(a) layers spread their weights over many inputs of their block: share of sources used, by block",
               "\"All layers spread their weights over many inputs within the same block\"", both("used_share"),
-              verdict(min(ours["used_share"]) >= SPREAD)),
-        Check("(b) transitions spread their weights over all layers of the preceding block: least / largest",
+              min(ours["used_share"]) >= SPREAD),
+        check("(b) transitions spread their weights over all layers of the preceding block: least / largest",
               "\"The weights of the transition layers also spread their weight across all layers\"",
-              both("transition_least_to_largest"), verdict(min(ours["transition_least_to_largest"]) >= NOT_CUT)),
-        Check("(c) blocks 2 and 3 give the block input (the transition's output) the least weight: layers where it "
+              both("transition_least_to_largest"), min(ours["transition_least_to_largest"]) >= NOT_CUT),
+        check("(c) blocks 2 and 3 give the block input (the transition's output) the least weight: layers where it "
               "is the least-weighted source", "\"consistently assign the least weight to the outputs of the "
               "transition layer\"",
               f"{ours['input_least']} of {ours['input_least_of']} (untrained: {init['input_least']})",
-              verdict(ours["input_least"] >= LEAST * ours["input_least_of"])),
-        Check("(d) the classifier concentrates on the final feature maps: mean weight on the block's last third / "
+              ours["input_least"] >= LEAST * ours["input_least_of"]),
+        check("(d) the classifier concentrates on the final feature maps: mean weight on the block's last third / "
               "first two thirds", "\"there seems to be a concentration towards final feature-maps\"",
-              both("classifier_late_over_early"), verdict(ours["classifier_late_over_early"] >= LATE)),
+              both("classifier_late_over_early"), ours["classifier_late_over_early"] >= LATE),
     ]
 
 
@@ -189,7 +151,7 @@ def _matrices(run: Run) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     with torch.random.fork_rng():  # the Trainer seeds, then builds: the run's own initial weights
         torch.manual_seed(checkpoint.meta["config"]["seed"])
         untrained = task_of(checkpoint).rebuild_model(checkpoint.meta)
-    return reuse_matrices(load_model(checkpoint)), reuse_matrices(untrained)
+    return feature_reuse_matrices(load_model(checkpoint)), feature_reuse_matrices(untrained)
 
 
 def _mean(per_run: list[list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -200,36 +162,17 @@ def _listed(matrix: torch.Tensor) -> list[list[float | None]]:
     return [[None if math.isnan(v) else round(v, 6) for v in row] for row in matrix.tolist()]
 
 
-def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
+def measure(runs: Runs, mode: str) -> dict[str, Any]:
     pairs = [_matrices(r) for r in runs["densenet"]]
     trained, untrained = _mean([p[0] for p in pairs]), _mean([p[1] for p in pairs])
-    checks = reuse_checks(trained, untrained)
-    ours, init = statistics(trained), statistics(untrained)
+    return {"trained": [_listed(m) for m in trained], "untrained": [_listed(m) for m in untrained],
+            "statistics": {"trained": statistics(trained), "untrained": statistics(untrained)},
+            "epochs": max(r.rows[-1]["epoch"] for r in runs["densenet"])}
+
+
+def judge(numbers: Mapping[str, Any], mode: str) -> Findings:
+    ours, init = numbers["statistics"]["trained"], numbers["statistics"]["untrained"]
     moved = trained_uneven(ours, init)
-
-    def draw(fig) -> None:
-        from matplotlib import colormaps
-        from matplotlib.patches import Rectangle
-
-        cmap = colormaps["jet"].with_extremes(bad="white")
-        *axes, bar = fig.subplots(1, len(trained) + 1, gridspec_kw={"width_ratios": [1] * len(trained) + [0.05]})
-        for index, (ax, matrix) in enumerate(zip(axes, trained), 1):
-            # Each target's weights over its largest: the transition's 1x1 convolution and the
-            # classifier have other scales than the 3x3 layers (the paper does not say how it
-            # scaled its colours).
-            shown = matrix / matrix.nan_to_num(nan=-math.inf).amax(0)
-            image = ax.imshow(shown.numpy(), cmap=cmap, vmin=0, vmax=1)
-            last = matrix.shape[1] - 1
-            ax.add_patch(Rectangle((last - 0.5, -0.5), 1, last + 1, fill=False, linewidth=2))
-            ax.set_xticks(range(last + 1), [*map(str, range(1, last + 1)), "T" if index < len(trained) else "C"],
-                          fontsize=7)
-            ax.set_yticks(range(last + 1), [str(s) for s in range(last + 1)], fontsize=7)
-            ax.set_xlabel("target layer (l); T transition, C classifier")
-            ax.set_title(f"Dense block {index}")
-        axes[0].set_ylabel("source layer (s); 0 = the block's input")
-        fig.colorbar(image, cax=bar, label="average |weight| / the target's largest")
-        fig.suptitle("DenseNet Figure 5: average absolute weights of a trained DenseNet (L=40, k=12) on C10+")
-
     notes = [f"Unevenness of the trained matrices {ours['unevenness']:.3f}, of the same network at initialisation "
              f"{init['unevenness']:.3f}: the checks {'read' if moved else 'cannot read'} training's doing "
              f"(the rule asks for x{MOVED:g}).",
@@ -238,9 +181,37 @@ def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
              "A short run (fast mode: 0.38 of an epoch; the paper: 300 epochs) leaves weight decay little time to "
              "shrink the weights a layer does not use. A map as even as the initialisation's passes (a) and (b) and "
              "fails (c) and (d) whatever the network learned: hence the rule's test of unevenness first."]
-    numbers = {"trained": [_listed(m) for m in trained], "untrained": [_listed(m) for m in untrained],
-               "statistics": {"trained": ours, "untrained": init}}
-    return Analysis(checks, numbers, draw, notes)
+    return Findings(reuse_checks(ours, init), notes)
+
+
+def draw(fig: Any, runs: Runs, numbers: Mapping[str, Any]) -> None:
+    from matplotlib import colormaps
+    from matplotlib.patches import Rectangle
+
+    trained = [torch.tensor([[math.nan if v is None else v for v in row] for row in m]) for m in numbers["trained"]]
+    moved = trained_uneven(numbers["statistics"]["trained"], numbers["statistics"]["untrained"])
+    cmap = colormaps["jet"].with_extremes(bad="white")
+    *axes, bar = fig.subplots(1, len(trained) + 1, gridspec_kw={"width_ratios": [1] * len(trained) + [0.05]})
+    for index, (ax, matrix) in enumerate(zip(axes, trained), 1):
+        # Each target's weights over its largest: the transition's 1x1 convolution and the
+        # classifier have other scales than the 3x3 layers (the paper does not say how it
+        # scaled its colours).
+        shown = matrix / matrix.nan_to_num(nan=-math.inf).amax(0)
+        image = ax.imshow(shown.numpy(), cmap=cmap, vmin=0, vmax=1)
+        last = matrix.shape[1] - 1
+        ax.add_patch(Rectangle((last - 0.5, -0.5), 1, last + 1, fill=False, linewidth=2))
+        ax.set_xticks(range(last + 1), [*map(str, range(1, last + 1)), "T" if index < len(trained) else "C"],
+                      fontsize=7)
+        ax.set_yticks(range(last + 1), [str(s) for s in range(last + 1)], fontsize=7)
+        ax.set_xlabel("target layer (l); T transition, C classifier")
+        ax.set_title(f"Dense block {index}")
+    axes[0].set_ylabel("source layer (s); 0 = the block's input")
+    fig.colorbar(image, cax=bar, label="average |weight| / the target's largest")
+    epochs = numbers.get("epochs")
+    after = f"after {epochs:g} epochs" if epochs is not None else "after a short run"
+    state = ("trained" if moved else
+             f"{after}: as even as at initialisation, so this is the initial weights' pattern, not training's")
+    fig.suptitle(f"DenseNet Figure 5: average absolute weights of DenseNet (L=40, k=12) on C10+, {state}")
 
 
 STUDY = Study(
@@ -253,6 +224,8 @@ STUDY = Study(
     arms=(Arm("densenet", "densenet40_k12", {}, "DenseNet (L=40, k=12)"),),
     recipe=DENSENET_CIFAR_RECIPE,
     modes=densenet_cifar_modes(7, 18500),
-    analyse=analyse,
+    measure=measure,
+    judge=judge,
+    draw=draw,
     rule=RULE,
 )

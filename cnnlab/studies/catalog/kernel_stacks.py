@@ -10,14 +10,17 @@ non-linearities by counting the ReLU modules. The formula of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
 from cnnlab.analysis.receptive import compare_kernel_stack, stacked_receptive_field
 from cnnlab.studies import plots
 from cnnlab.studies.exact import PRINTED_RULE, printed_check, printed_verdict, profile_layers
-from cnnlab.studies.framework import Analysis, Check, Run, Study
-from cnnlab.studies.verdicts import NOT_REPRODUCED, REPRODUCED, verdict_of_statement
+from cnnlab.studies.framework import Findings, Runs, Study
+from cnnlab.studies.verdicts import IDENTITY, NOT_REPRODUCED, REPRODUCED, Check, verdict_of_statement
 
 # The lecture's slide (VGGNet, 14/71): receptive field -> 3x3 layers, and the saving it prints (%).
 LECTURE = {5: (2, "28"), 7: (3, "45"), 11: (5, "63")}
@@ -56,7 +59,7 @@ def relus(layers: nn.Module) -> int:
     return sum(isinstance(m, nn.ReLU) for m in layers.modules())
 
 
-def measure() -> dict[str, dict]:
+def measure_stacks() -> dict[str, dict]:
     """For each receptive field: weights and MACs at every C (profiler), field, ReLUs."""
     results = {}
     for field, (layers, _) in LECTURE.items():
@@ -67,7 +70,7 @@ def measure() -> dict[str, dict]:
                 big_b, stack_b = large_kernel(chans, field, bias=True), kernel_stack(chans, layers, bias=True)
             p_big, p_stack = profile_layers(big, chans, GRID), profile_layers(stack, chans, GRID)
             formula = compare_kernel_stack(field, 3, chans)
-            row["by_channels"][chans] = {
+            row["by_channels"][str(chans)] = {  # str: as results.json keeps it
                 "large_params": p_big.params, "stack_params": p_stack.params,
                 "large_macs": p_big.macs, "stack_macs": p_stack.macs,
                 "saving": 1 - p_stack.params / p_big.params, "mac_saving": 1 - p_stack.macs / p_big.macs,
@@ -95,17 +98,20 @@ def saving_check(field: int, row: dict) -> Check:
     layers, printed = LECTURE[field]
     savings = [100 * c["saving"] for c in row["by_channels"].values()]
     verdicts = {printed_verdict(s, printed) for s in savings}
-    first = row["by_channels"][CHANNELS[0]]
+    first = row["by_channels"][str(CHANNELS[0])]
     check = printed_check(f"{_names(field)}: parameters saved (profiler, C = 64/256/512)", printed, savings[0],
                           unit="%", digits=1, paper=f"{printed}% (lecture: 1 - {layers * 9}/{field * field})",
                           detail=f"the same at every C; C=64: {first['stack_params']:,} vs {first['large_params']:,}")
     return Check(check.claim, check.paper, check.measured, REPRODUCED if verdicts == {REPRODUCED} else NOT_REPRODUCED)
 
 
-def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
-    results = measure()
-    rows = {int(f): r for f, r in results.items()}
-    seven = rows[7]["by_channels"][CHANNELS[0]]
+def measure(runs: Runs, mode: str) -> dict[str, Any]:
+    return {"stacks": measure_stacks(), "channels": list(CHANNELS), "grid": GRID}
+
+
+def judge(numbers: Mapping[str, Any], mode: str) -> Findings:
+    rows = {int(f): r for f, r in numbers["stacks"].items()}
+    seven = rows[7]["by_channels"][str(CHANNELS[0])]
     formula_holds = all(c["formula_large"] == c["large_params"] and c["formula_stack"] == c["stack_params"]
                         for r in rows.values() for c in r["by_channels"].values())
     checks = [saving_check(f, rows[f]) for f in LECTURE]
@@ -115,41 +121,19 @@ def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
                       paper="81% more (the paper, section 2.3)"),
         Check("the formula n·3²·C² vs k²·C² (cnnlab.analysis.receptive) equals the profiler's count",
               "27C² vs 49C² (section 2.3)", "equal for all 9 (stack, C) pairs" if formula_holds else "differs",
-              verdict_of_statement(formula_holds)),
+              verdict_of_statement(formula_holds), IDENTITY, reason="two counts of the same layers: shown, not counted"),
         Check("a stack of n 3x3 layers sees the large kernel's field (back-propagated from one output pixel)",
               "5x5, 7x7 (section 2.3); 11x11 (lecture)",
               ", ".join(f"{r['field_stack']} vs {r['field_large']}" for r in rows.values()),
               verdict_of_statement(all(r["field_stack"] == r["field_large"] == f == r["field_formula"]
-                                       for f, r in rows.items()))),
+                                       for f, r in rows.items())), IDENTITY,
+              reason="true by construction (n 3x3 layers): shown, not counted"),
         Check("the stack has a ReLU per layer: n non-linearities instead of one", "three instead of one (7x7)",
               ", ".join(f"{r['relus_stack']} vs {r['relus_large']}" for r in rows.values()),
               verdict_of_statement(all(r["relus_stack"] == r["layers"] and r["relus_large"] == 1
-                                       for r in rows.values()))),
+                                       for r in rows.values())), IDENTITY,
+              reason="true by construction (a ReLU per layer): shown, not counted"),
     ]
-
-    def draw(fig) -> None:
-        ax_bar, ax_table = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.5]})
-        fields = list(rows)
-        xs = range(len(fields))
-        c = CHANNELS[0]
-        per_pair = {f: (rows[f]["by_channels"][c]["large_params"] / c**2,
-                        rows[f]["by_channels"][c]["stack_params"] / c**2) for f in fields}
-        ax_bar.bar([x - 0.2 for x in xs], [per_pair[f][0] for f in fields], 0.4, label="one k x k kernel")
-        ax_bar.bar([x + 0.2 for x in xs], [per_pair[f][1] for f in fields], 0.4, label="stack of 3x3")
-        for x, f in zip(xs, fields):
-            ax_bar.annotate(f"-{100 * rows[f]['by_channels'][c]['saving']:.0f}%", (x + 0.2, per_pair[f][1]),
-                            ha="center", va="bottom")
-        ax_bar.set_xticks(list(xs), [f"{f}x{f} vs {rows[f]['layers']} x 3x3" for f in fields])
-        ax_bar.set_ylabel(f"weights / C² (profiler, C = {c})")
-        ax_bar.legend()
-        ax_bar.grid(alpha=0.3, axis="y")
-        table_rows = [[f"{f}x{f}", c, f"{m['large_params']:,}", f"{m['stack_params']:,}", f"{100 * m['saving']:.1f}%",
-                       f"{r['field_stack']}/{r['field_large']}", f"{r['relus_stack']}/{r['relus_large']}"]
-                      for f, r in rows.items() for c, m in r["by_channels"].items()]
-        plots.table(ax_table, ["field", "C", "k x k params", "stack params", "saved", "field s/l", "ReLUs s/l"],
-                    table_rows, "measured on torch layers (profiler; s = stack, l = large)")
-        fig.suptitle("VGG section 2.3 and the lecture: stacks of 3x3 convolutions vs one large kernel")
-
     notes = [
         "The lecture's 63% is its own extension: five 3x3 layers (45 weights per channel pair) against one 11x11 "
         "kernel (121), AlexNet's first-layer size. The paper gives the fields of two and three 3x3 layers (5x5, "
@@ -162,7 +146,32 @@ def analyse(runs: dict[str, list[Run]], mode: str) -> Analysis:
         "The receptive field is measured on CPU layers with 2 channels (it does not depend on C), all weights positive "
         "and an all-ones input, so no ReLU cuts a path.",
     ]
-    return Analysis(checks, {"stacks": results, "channels": list(CHANNELS), "grid": GRID}, draw, notes)
+    return Findings(checks, notes)
+
+
+def draw(fig: Any, runs: Runs, numbers: Mapping[str, Any]) -> None:
+    rows = {int(f): r for f, r in numbers["stacks"].items()}
+    ax_bar, ax_table = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.5]})
+    fields = list(rows)
+    xs = range(len(fields))
+    c, key = CHANNELS[0], str(CHANNELS[0])
+    per_pair = {f: (rows[f]["by_channels"][key]["large_params"] / c**2,
+                    rows[f]["by_channels"][key]["stack_params"] / c**2) for f in fields}
+    ax_bar.bar([x - 0.2 for x in xs], [per_pair[f][0] for f in fields], 0.4, label="one k x k kernel")
+    ax_bar.bar([x + 0.2 for x in xs], [per_pair[f][1] for f in fields], 0.4, label="stack of 3x3")
+    for x, f in zip(xs, fields):
+        ax_bar.annotate(f"-{100 * rows[f]['by_channels'][key]['saving']:.0f}%", (x + 0.2, per_pair[f][1]),
+                        ha="center", va="bottom")
+    ax_bar.set_xticks(list(xs), [f"{f}x{f} vs {rows[f]['layers']} x 3x3" for f in fields])
+    ax_bar.set_ylabel(f"weights / C² (profiler, C = {c})")
+    ax_bar.legend()
+    ax_bar.grid(alpha=0.3, axis="y")
+    table_rows = [[f"{f}x{f}", c, f"{m['large_params']:,}", f"{m['stack_params']:,}", f"{100 * m['saving']:.1f}%",
+                   f"{r['field_stack']}/{r['field_large']}", f"{r['relus_stack']}/{r['relus_large']}"]
+                  for f, r in rows.items() for c, m in r["by_channels"].items()]
+    plots.table(ax_table, ["field", "C", "k x k params", "stack params", "saved", "field s/l", "ReLUs s/l"],
+                table_rows, "measured on torch layers (profiler; s = stack, l = large)")
+    fig.suptitle("VGG section 2.3 and the lecture: stacks of 3x3 convolutions vs one large kernel")
 
 
 STUDY = Study(
@@ -171,6 +180,8 @@ STUDY = Study(
     source="Simonyan & Zisserman 2015, section 2.3; the lecture's VGGNet slide (28/45/63%)",
     quote="\"the stack is parametrised by 3(3²C²) = 27C² weights; at the same time, a single 7 × 7 conv. layer "
           "would require 7²C² = 49C² parameters\"",
-    analyse=analyse,
+    measure=measure,
+    judge=judge,
+    draw=draw,
     rule=PRINTED_RULE,
 )
