@@ -95,36 +95,94 @@ static inline void axpy(float *y, float a, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-/* One logistic term: h predicts `label` at output vector `out`. Accumulates h's step
- * into `grad_h`, updates `out`, and returns the term's loss. */
-static inline float logistic_step(float *out, const float *h, float *grad_h, float label, float alpha, int64_t dim) {
-    float score = dot(h, out, dim);
-    float g = (label - sigmoid(score)) * alpha;
-    axpy(grad_h, g, out, dim);
-    axpy(out, g, h, dim);
-    return -log_sigmoid(label > 0.5f ? score : -score);
+/* Eight floats, one AVX register (two SSE ones where AVX is missing): GCC's vector extension. */
+typedef float vec8 __attribute__((vector_size(32)));
+
+static inline vec8 load8(const float *p) {
+    vec8 v;
+    memcpy(&v, p, sizeof v); /* an unaligned load: rows of 100 floats start anywhere */
+    return v;
 }
 
-/* h predicts word `target`: its Huffman path and/or itself against `negative` noise words. */
+static inline void store8(float *p, vec8 v) { memcpy(p, &v, sizeof v); }
+
+/* The output rows that one input vector h is scored against at once. */
+#define MAX_ROWS 16
+
+typedef struct {
+    float *rows[MAX_ROWS];
+    float labels[MAX_ROWS];
+    int n;
+} Batch;
+
+/* The logistic terms of a batch: h predicts labels[k] at output vector rows[k]. h does
+ * not change while its output steps run (its step gathers in grad_h), so the scores
+ * of distinct rows do not depend on each other's updates: all n scores are taken
+ * first, then one pass over the dimensions updates every row and gathers h's step,
+ * reading h and writing grad_h once instead of once per row. This is the pair-by-pair
+ * SGD of the C tool exactly, because a batch never holds the same row twice. Returns
+ * the batch's loss and empties it. */
+static float flush(Batch *b, const float *h, float *grad_h, float alpha, int64_t dim) {
+    float g[MAX_ROWS], loss = 0.0f;
+    for (int k = 0; k < b->n; k++) {
+        float score = dot(h, b->rows[k], dim);
+        g[k] = (b->labels[k] - sigmoid(score)) * alpha;
+        loss -= log_sigmoid(b->labels[k] > 0.5f ? score : -score);
+    }
+    int64_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        vec8 x = load8(h + i), step = load8(grad_h + i);
+        for (int k = 0; k < b->n; k++) {
+            vec8 out = load8(b->rows[k] + i);
+            step += g[k] * out;
+            store8(b->rows[k] + i, out + g[k] * x);
+        }
+        store8(grad_h + i, step);
+    }
+    for (; i < dim; i++)
+        for (int k = 0; k < b->n; k++) {
+            float out = b->rows[k][i];
+            grad_h[i] += g[k] * out;
+            b->rows[k][i] = out + g[k] * h[i];
+        }
+    b->n = 0;
+    return loss;
+}
+
+/* Adds a term to the batch, first training the batch if it is full or holds the row
+ * already (a noise word drawn twice: its second term must see its first update). */
+static float add_row(Batch *b, float *row, float label, const float *h, float *grad_h, float alpha, int64_t dim) {
+    float loss = 0.0f;
+    int repeated = 0;
+    for (int k = 0; k < b->n; k++) repeated |= b->rows[k] == row;
+    if (repeated || b->n == MAX_ROWS) loss = flush(b, h, grad_h, alpha, dim);
+    b->rows[b->n] = row;
+    b->labels[b->n++] = label;
+    return loss;
+}
+
+/* h predicts word `target`: its Huffman path and/or itself against `negative` noise
+ * words. Accumulates h's step into `grad_h` and returns the loss. */
 static float output_step(const Model *m, const float *h, int64_t target, float *grad_h, float alpha,
                          uint64_t *state) {
     float loss = 0.0f;
     int64_t dim = m->dim;
+    Batch b = {.n = 0};
     if (m->syn1 != NULL) {
         const int32_t *points = m->points + target * m->depth;
         const uint8_t *codes = m->codes + target * m->depth;
         for (int32_t d = 0; d < m->path_len[target]; d++) /* label 1 - code, the C tool's convention */
-            loss += logistic_step(m->syn1 + (int64_t)points[d] * dim, h, grad_h, 1.0f - codes[d], alpha, dim);
+            loss += add_row(&b, m->syn1 + (int64_t)points[d] * dim, 1.0f - codes[d], h, grad_h, alpha, dim);
     }
     if (m->syn1neg != NULL) {
-        loss += logistic_step(m->syn1neg + target * dim, h, grad_h, 1.0f, alpha, dim);
+        loss += add_row(&b, m->syn1neg + target * dim, 1.0f, h, grad_h, alpha, dim);
         for (int32_t d = 0; d < m->negative; d++) {
             int64_t word = noise_word(m, state);
             if (word != target) /* a draw of the target itself is skipped, as in the C tool */
-                loss += logistic_step(m->syn1neg + word * dim, h, grad_h, 0.0f, alpha, dim);
+                loss += add_row(&b, m->syn1neg + word * dim, 0.0f, h, grad_h, alpha, dim);
         }
     }
-    return loss;
+    return loss + flush(&b, h, grad_h, alpha, dim);
 }
 
 /* The C tool's dynamic window: a centre word sees 1..window words each side, uniformly. */
