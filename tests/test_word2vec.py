@@ -351,3 +351,40 @@ def test_load_checks_every_tensor(tmp_path):
         save_file({**tensors, **change}, bad, metadata=meta)
         with pytest.raises(ValueError, match=message):
             Word2Vec.load(bad)
+
+
+def _table_sigmoid(x: float) -> float:
+    """The kernel's sigmoid: its 4096-step table over [-8, 8], read at the nearest step."""
+    if abs(x) >= 8:
+        return float(x > 0)
+    step = int((x / 8 + 1) * 2048 + 0.5)
+    return float(1 / (1 + np.exp(-np.float32((2 * step / 4096 - 1) * 8))))
+
+
+@pytest.mark.skipif(NATIVE_MISSING is not None, reason=f"{NATIVE_MISSING}")
+@pytest.mark.parametrize("sg", [True, False], ids=["sg", "cbow"])
+def test_kernel_is_pair_by_pair_sgd_when_a_noise_word_repeats(sg):
+    # All the noise mass on word 2, so each of the 3 draws of a pair is word 2: the kernel
+    # scores a pair's rows together, and must still give the second draw the row as the
+    # first draw left it. 13 dimensions cover each block width of the kernel (8, 4, 1).
+    dim, alpha, negative = 13, 0.5, 3
+    rng = np.random.default_rng(0)
+    syn0 = torch.from_numpy(rng.normal(0, 0.5, (3, dim)).astype(np.float32))
+    syn1neg = torch.from_numpy(rng.normal(0, 0.5, (3, dim)).astype(np.float32))
+    expected_in, expected_out = syn0.double().numpy().copy(), syn1neg.double().numpy().copy()
+    trainer = ChunkTrainer(syn0=syn0, syn1neg=syn1neg, syn1=None, keep_prob=np.ones(3),
+                           noise_weights=np.array([0, 0, 1.0]), tree=None, sg=sg, cbow_mean=True, window=1,
+                           negative=negative, shrink_windows=False)
+    loss, pairs, kept = trainer.train(np.array([0, 1], dtype=np.int32), np.array([0, 2]), alpha, seed=7)
+    # Sentence "0 1", window 1: word 1 predicts word 0, then word 0 predicts word 1 (one
+    # context word, so CBOW's mean is that word and its step goes to it whole, as skip-gram's).
+    for context, target in [(1, 0), (0, 1)]:
+        h, step = expected_in[context].copy(), np.zeros(dim)
+        for row, label in [(target, 1.0)] + [(2, 0.0)] * negative:
+            g = (label - _table_sigmoid(float(h @ expected_out[row]))) * alpha
+            step += g * expected_out[row]
+            expected_out[row] += g * h
+        expected_in[context] += step
+    assert (pairs, kept) == (2, 2) and loss > 0
+    assert np.allclose(syn1neg.numpy(), expected_out, atol=1e-4)
+    assert np.allclose(syn0.numpy(), expected_in, atol=1e-4)
