@@ -6,7 +6,12 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 stamp="$venv/.cnnlab-installed"
-if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+# Reinstalled when what the install builds from changes (the word2vec kernel is compiled then).
+stale=0
+for source in "$root/pyproject.toml" "$root/setup.py" "$root/cnnlab/text/word2vec_kernel.c"; do
+    [ "$source" -nt "$stamp" ] && stale=1
+done
+if [ ! -f "$stamp" ] || [ "$stale" = 1 ]; then
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
     "$venv/bin/python" -m pip install -q "torch==2.13.0"
