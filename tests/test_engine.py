@@ -153,6 +153,8 @@ def test_eval_and_predict_a_classifier(runs, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["eval", str(runs["classification"])]) == 0
     assert "on digits test (355 images, center): top-1 error" in capsys.readouterr().out
+    assert main(["eval", str(runs["classification"]), "--precision", "fp32"]) == 0
+    assert "top-1 error" in capsys.readouterr().out
     digit = (np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)
     Image.fromarray(digit).save(tmp_path / "digit.png")
     assert main(["predict", str(runs["classification"]), str(tmp_path / "digit.png")]) == 0
@@ -197,7 +199,7 @@ def test_options_a_task_does_not_read_are_refused_in_one_line(runs, tmp_path, ca
         (["train", "unet", "--set", "task.tile=big", *nowhere], "segmentation task option tile must be int"),
         (["train", "textcnn", "--set", "task.vector=x", *nowhere], "unknown text task option(s) vector; valid: "),
         (["eval", str(runs["classification"]), "--tile", "20", "--precision", "bf16"],
-         "--tile, --precision: not an option of `cnnlab eval` for a classification model"),
+         "--tile: not an option of `cnnlab eval` for a classification model"),
         (["eval", str(runs["text"]), "--device", "cpu", "--batch-size", "8", "--protocol", "10crop"],
          "--protocol, --batch-size, --device: not an option of `cnnlab eval` for a text model"),
         (["predict", str(runs["classification"]), "x.png", "--format", "npy"],

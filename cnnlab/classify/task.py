@@ -75,7 +75,8 @@ class ImageClassification(Task):
     name = "classification"
     card_tasks = ("imagenet", "cifar")
     unused_config = ("task",)  # image classification has no task options
-    eval_options = ("dataset", "protocol", "ensemble", "data_dir", "batch_size", "device", "allow_nonfinite")
+    eval_options = ("dataset", "protocol", "ensemble", "data_dir", "batch_size", "device", "precision",
+                    "allow_nonfinite")
     default_best_metric = "test_top1_err"
     train_columns = ("train_loss", "train_top1_err")
     eval_columns = ("test_loss", "test_top1_err", "test_top5_err")
