@@ -281,3 +281,23 @@ def test_kims_batches_are_full_fixed_and_reordered():
 def test_unknown_batching_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown batching 'sorted'; choose one of shuffle, kim"):
         TextOptions(batching="sorted")
+
+
+def test_a_run_finds_its_data_from_another_folder(tmp_path, monkeypatch, capsys):
+    from cnnlab.commands.cli import main
+
+    _toy_data_dir(tmp_path / "data", 60)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "textcnn", "--dataset", "mr", "--data-dir", "data", "--folds", "2", "--max-folds", "1",
+                 "--epochs", "1", "--set", "model_kwargs.maps=2", "--out", "run"]) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the recorded folder is absolute, not "data"
+    capsys.readouterr()
+    assert main(["eval", "../run"]) == 0
+    first = capsys.readouterr().out
+    assert "test accuracy" in first
+    (tmp_path / "data").rename(tmp_path / "moved")  # $CNNLAB_DATA wins over the recorded folder
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "moved"))
+    assert main(["eval", "../run"]) == 0
+    assert capsys.readouterr().out == first

@@ -121,3 +121,12 @@ def test_cli_habits(capsys) -> None:
     assert "no model matches 'densnet*'; close names: densenet" in capsys.readouterr().err
     assert main(["train", "resnet50", "--dataset", "digits", "--max-steps", "1"]) == 2
     assert "--set 'preprocess=[{name: resize, size: 224}]'" in capsys.readouterr().err
+
+
+def test_a_folder_smaller_than_the_default_batch_trains_with_the_batch_clamped(shapes: Path, tmp_path: Path,
+                                                                                 capsys) -> None:
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes}", "--epochs", "2",
+                 "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "batch_size 128 is larger than the training set (96 images): training with batches of 96" in err
+    assert load_checkpoint(tmp_path / "run").meta["step"] == 2, "one step of all 96 images per epoch"

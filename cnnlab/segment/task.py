@@ -29,6 +29,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.isbi import pixel_error, rand_error, warping_error
 from cnnlab.models.unet import valid_input_size
+from cnnlab.data.dataset import data_root
 from cnnlab.segment.data import kfold_splits, load_isbi2012, read_grey
 from cnnlab.segment.elastic import ElasticDeformation
 from cnnlab.segment.losses import weighted_cross_entropy
@@ -253,7 +254,7 @@ class Segmentation(Task):
             raise CnnlabError("ensembles are evaluated for image classifiers only")
         checkpoint = checkpoints[0]
         record = checkpoint.meta["task"]
-        images, cells = load_isbi2012(options.get("data_dir") or checkpoint.meta["config"]["data_dir"], "train")
+        images, cells = load_isbi2012(data_root(options.get("data_dir"), checkpoint.meta["config"]["data_dir"]), "train")
         held_out = record["val_slices"]
         # Without a fold nothing was held out (ISBI's test labels are not public): say so.
         ids, what = (held_out, f"held-out slices {held_out[0]}-{held_out[-1]}") if held_out else (

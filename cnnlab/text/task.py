@@ -252,8 +252,8 @@ class TextClassification(Task):
         if len(checkpoints) > 1:
             raise CnnlabError("ensembles are evaluated for image classifiers only")
         checkpoint = checkpoints[0]
-        values = {**checkpoint.meta["config"], "data_dir": options.get("data_dir")
-                  or checkpoint.meta["config"]["data_dir"]}
+        config = checkpoint.meta["config"]
+        values = {**config, "data_dir": str(data_root(options.get("data_dir"), config["data_dir"]))}
         task = cls(TrainConfig.from_dict(values), DistContext(), torch.device("cpu"))
         if task.vocab.words != checkpoint.meta["task"]["vocab"]:
             raise CnnlabError(f"{checkpoint.path}: the dataset's vocabulary is not the one the model was trained on")

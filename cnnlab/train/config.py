@@ -321,6 +321,9 @@ def resolve_config(
         set_value(values, key, value)
     for assignment in overrides:
         apply_override(values, assignment)
+    if isinstance(values.get("data_dir"), str):
+        # Recorded absolute, so that the run finds its data from any folder (see data_root).
+        values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
     return TrainConfig.from_dict(values)
 
 
