@@ -299,3 +299,13 @@ def test_eval_refuses_tensors_that_do_not_fit_the_record(runs, tmp_path, capsys)
         assert "do not fit the model its record describes" in capsys.readouterr().err
     finally:
         bad.unlink()
+
+
+def test_every_command_prints_fractions_in_percent_and_rates_as_numbers() -> None:
+    from cnnlab.train.monitor import format_metric
+
+    assert format_metric("test_accuracy", 0.808) == "80.80%"
+    assert format_metric("val_pixel_err", 0.0611) == "6.11%"
+    assert format_metric("val_warping_err", 0.000353) == "0.0353%", "small errors keep three digits"
+    assert format_metric("test_loss", 0.41234) == "0.4123"
+    assert format_metric("sent_per_s", 1393.95) == "1,394"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -292,8 +293,10 @@ def test_a_run_finds_its_data_from_another_folder(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     assert main(["train", "textcnn", "--dataset", "mr", "--data-dir", "data", "--folds", "2", "--max-folds", "1",
                  "--epochs", "1", "--set", "model_kwargs.maps=2", "--out", "run"]) == 0
+    summary = capsys.readouterr().out
+    assert "mean over folds: " in summary and "test_accuracy " in summary
+    assert re.search(r"sent_per_s [\d,]+(,|$)", summary), "a rate, not a percentage"
     monkeypatch.chdir(tmp_path / "elsewhere")  # the recorded folder is absolute, not "data"
-    capsys.readouterr()
     assert main(["eval", "../run"]) == 0
     first = capsys.readouterr().out
     assert "test accuracy" in first
@@ -301,3 +304,22 @@ def test_a_run_finds_its_data_from_another_folder(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "moved"))
     assert main(["eval", "../run"]) == 0
     assert capsys.readouterr().out == first
+
+
+def test_the_trainers_final_numbers_are_the_ones_eval_repeats(tmp_path, capsys):
+    from cnnlab.commands.cli import main
+
+    rng = np.random.default_rng(1)
+    classes = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    (tmp_path / "data" / "trec").mkdir(parents=True)
+    for split, n in (("train", 300), ("test", 60)):
+        lines = [f"{classes[i % 6]}:x w{rng.integers(0, 40)} cue{i % 6} w{rng.integers(0, 40)} ?" for i in range(n)]
+        (tmp_path / "data" / "trec" / f"TREC.{split}").write_text("\n".join(lines) + "\n")
+    assert main(["train", "textcnn", "--dataset", "trec", "--data-dir", str(tmp_path / "data"), "--epochs", "2",
+                 "--set", "model_kwargs.maps=4", "--out", str(tmp_path / "run")]) == 0
+    trained = capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    evaluated = capsys.readouterr().out
+    for metric in ("dev accuracy", "test accuracy"):
+        number = re.compile(f"{metric} ([0-9.]+%)")
+        assert number.search(trained)[1] == number.search(evaluated)[1], (trained, evaluated)

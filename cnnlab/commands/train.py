@@ -23,7 +23,8 @@ from cnnlab.text.datasets import TOKENIZERS
 from cnnlab.text.task import BATCHINGS
 from cnnlab.train.config import PARALLELS, PRECISIONS
 from cnnlab.train.finetune import FREEZABLE
-from cnnlab.train.task import Task
+from cnnlab.train.monitor import format_metric, format_metrics
+from cnnlab.train.task import Task, task_class, task_name_for
 
 DEVICES = ("auto", "cpu", "cuda")
 # What `cnnlab eval` and `cnnlab predict` options are when not given (the others: None).
@@ -84,6 +85,7 @@ def default_run_dir(model: str, dataset: str) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.config import resolve_config
     from cnnlab.train.crossval import cross_validate
     from cnnlab.train.distributed import shutdown
@@ -98,7 +100,7 @@ def _train(args: argparse.Namespace) -> int:
                                  max_folds=args.max_folds)
         std = summary["std"]
         print(f"{config.model} on {config.dataset} ({summary['protocol']}), mean over folds: " + ", ".join(
-            f"{k} {100 * v:.2f}%" + (f" +- {100 * std[k]:.2f}" if k in std else "")
+            f"{k} {format_metric(k, v)}" + (f" +- {format_metric(k, std[k])}" if k in std else "")
             for k, v in summary["mean"].items() if not k.endswith("loss")))
         print(f"run directory: {run_dir}")
         return 0
@@ -115,8 +117,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{config.model} on {config.dataset}: test accuracy {100 * (1 - metrics['test_top1_err']):.2f}% "
               f"(top-1 error {100 * metrics['test_top1_err']:.2f}%{top5}) {length}")
     elif result.best:
-        print(f"{config.model} on {config.dataset}: best {result.best['metric']} "
-              f"{100 * result.best['value']:.2f}% at step {result.best['step']} ({length})")
+        # The best checkpoint's metrics: what `cnnlab eval` of the run evaluates again.
+        best = load_checkpoint(result.run_dir / "checkpoints" / "best.json").meta["metrics"]
+        print(f"{config.model} on {config.dataset}: best {result.best['metric']} at step {result.best['step']}"
+              f"{format_metrics(best, task_class(task_name_for(config.model)).eval_columns)} ({length})")
     print(f"run directory: {result.run_dir}")
     return 0
 

@@ -37,6 +37,7 @@ from cnnlab.segment.tiling import mirror_crop, predict_tiled
 from cnnlab.segment.weights import unet_weight_map
 from cnnlab.checkpoint import Checkpoint
 from cnnlab.train.config import IMAGE_ONLY_KEYS, options_from_dict
+from cnnlab.train.monitor import format_metric
 from cnnlab.train.task import Task, load_model, seed_from
 
 DATASETS = ("isbi2012",)
@@ -263,8 +264,8 @@ class Segmentation(Task):
         prob = cell_probabilities(model, images[ids], tile=inference_tile(checkpoint, options),
                                   batch_size=options.get("batch_size"), precision=options.get("precision") or "auto")
         scores = isbi_scores(prob, cells[ids])
-        return (f"{checkpoint.path} on isbi2012, {what}: " + ", ".join(f"{k} error {v:.4f}"
-                                                                        for k, v in scores.items()))
+        return f"{checkpoint.path} on isbi2012, {what}: " + ", ".join(
+            f"{k} error {format_metric(f'{k}_err', v)}" for k, v in scores.items())
 
     @classmethod
     def predict(cls, checkpoint: Checkpoint, inputs: list[str], options: dict[str, Any]) -> list[str]:
