@@ -323,3 +323,16 @@ def test_the_trainers_final_numbers_are_the_ones_eval_repeats(tmp_path, capsys):
     for metric in ("dev accuracy", "test accuracy"):
         number = re.compile(f"{metric} ([0-9.]+%)")
         assert number.search(trained)[1] == number.search(evaluated)[1], (trained, evaluated)
+
+
+def test_predict_takes_a_cross_validation_run_with_its_best_fold(tmp_path, capsys):
+    from cnnlab.commands.cli import main
+
+    config = _config(_toy_data_dir(tmp_path / "data", 60), folds=2, epochs=2, **{"model_kwargs.maps": 2})
+    cross_validate(config, tmp_path / "run", stream=io.StringIO())
+    dev = {fold: load_checkpoint(tmp_path / "run" / f"fold-{fold}").meta["best"]["value"] for fold in (1, 2)}
+    best = max(dev, key=dev.get)
+    assert main(["predict", str(tmp_path / "run"), "a good w1"]) == 0
+    out, err = capsys.readouterr()
+    assert f"predicting with {tmp_path / 'run' / f'fold-{best}'}" in err and "the best of 2 folds by dev_accuracy" in err
+    assert out.startswith("'a good w1': ")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from cnnlab.text.task import BATCHINGS
 from cnnlab.train.config import PARALLELS, PRECISIONS
 from cnnlab.train.finetune import FREEZABLE
 from cnnlab.train.monitor import format_metric, format_metrics
-from cnnlab.train.task import Task, task_class, task_name_for
+from cnnlab.train.task import Task, higher_is_better, task_class, task_name_for
 
 DEVICES = ("auto", "cpu", "cuda")
 # What `cnnlab eval` and `cnnlab predict` options are when not given (the others: None).
@@ -167,7 +168,15 @@ def _predict(args: argparse.Namespace) -> int:
         raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
     options = {"out": args.out, "tile": args.tile, "batch_size": args.batch_size, "format": args.format,
                "labels": args.labels, "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoints = [load_checkpoint(p) for p in _checkpoints_of(args.checkpoint)]
+    checkpoint = checkpoints[0]
+    if len(checkpoints) > 1:
+        # A cross-validation predicts with one model, not an ensemble, so that its output is
+        # what `cnnlab eval` reports for that model: the fold with the best validation metric.
+        metric = checkpoint.meta["best"]["metric"]
+        checkpoint = (max if higher_is_better(metric) else min)(checkpoints, key=lambda c: c.meta["best"]["value"])
+        print(f"cross-validation: predicting with {checkpoint.path}, the best of {len(checkpoints)} folds by "
+              f"{metric} ({format_metric(metric, checkpoint.meta['best']['value'])})", file=sys.stderr)
     task = task_of(checkpoint)
     _refuse_unused(task, task.predict_options, options, "predict")
     for line in task.predict(checkpoint, args.inputs, options):
