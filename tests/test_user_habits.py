@@ -130,3 +130,27 @@ def test_a_folder_smaller_than_the_default_batch_trains_with_the_batch_clamped(s
     err = capsys.readouterr().err
     assert "batch_size 128 is larger than the training set (96 images): training with batches of 96" in err
     assert load_checkpoint(tmp_path / "run").meta["step"] == 2, "one step of all 96 images per epoch"
+
+
+def test_a_first_decode_and_a_progress_bar_speak_before_the_long_work(shapes: Path, tmp_path: Path, monkeypatch,
+                                                                    capsys) -> None:
+    import io
+
+    import cnnlab.data.folder as folder
+    from cnnlab.progress import Progress
+
+    def slow_step(*args, **kwargs):  # stands for decoding every image
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(folder, "_decode_all", slow_step)
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes}", "--out", str(tmp_path / "run")]) == 130
+    assert f"decoding {shapes.name}/train (once: cached in {tmp_path / 'cache'}" in capsys.readouterr().err
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    Progress("epoch 1/90", 390, stream=terminal)
+    assert terminal.getvalue().startswith("epoch 1/90 [....................] 0/390"), "drawn before the first step"

@@ -22,6 +22,7 @@ from cnnlab.data import ImageDataset, load_dataset
 from cnnlab.data.dataset import data_root
 from cnnlab.data.images import decode_image
 from cnnlab.errors import CnnlabError
+from cnnlab.progress import announce
 from cnnlab.evaluate import evaluate, scaled_geometry, topk_correct
 from cnnlab.evaluate.inference import eval_precision, prepare_for_inference
 from cnnlab.evaluate.protocols import center_views, class_scores, resize_shorter
@@ -295,6 +296,8 @@ def evaluate_checkpoints(
             f"{dataset} has classes {test.classes[:5]}..., the model was trained on {first['classes'][:5]}..."
         )
     target = pick_device(device, DistContext())
+    announce(f"loading {len(checkpoints)} model{'s' if len(checkpoints) > 1 else ''} for the {protocol} test "
+             f"on {dataset} ({len(test)} images)")
     models = [prepare_for_inference(load_model(c, target, allow_nonfinite=allow_nonfinite), target,
                                     eval_precision(target, precision, c.meta["config"].get("precision")),
                                     compile=compile) for c in checkpoints]

@@ -29,6 +29,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.isbi import pixel_error, rand_error, warping_error
 from cnnlab.models.unet import valid_input_size
+from cnnlab.progress import announce
 from cnnlab.data.dataset import data_root
 from cnnlab.segment.data import kfold_splits, load_isbi2012, read_grey
 from cnnlab.segment.elastic import ElasticDeformation
@@ -260,6 +261,7 @@ class Segmentation(Task):
         # Without a fold nothing was held out (ISBI's test labels are not public): say so.
         ids, what = (held_out, f"held-out slices {held_out[0]}-{held_out[-1]}") if held_out else (
             list(range(len(images))), f"all {len(images)} training slices (nothing was held out)")
+        announce(f"{checkpoint.path}: overlap-tile inference on {what}, then the three ISBI errors")
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
         prob = cell_probabilities(model, images[ids], tile=inference_tile(checkpoint, options),
                                   batch_size=options.get("batch_size"), precision=options.get("precision") or "auto")
