@@ -225,7 +225,7 @@ def test_command_line_values_arrive_with_their_types() -> None:
     config = resolve_config(args.model, args.recipe, args.set, _flags(args))
     assert config.optimizer["weight_decay"] == 5e-5 and isinstance(config.optimizer["weight_decay"], float)
     assert config.optimizer["lr"] == 1e-3 and config.optimizer["momentum"] == 0.9
-    assert config.data_dir == "2024"
+    assert config.data_dir == str(Path("2024").resolve()), "a folder name, not a number (recorded absolute)"
     with pytest.raises(CnnlabError, match="config key epochs must be int, got 'three'"):
         resolve_config("resnet20", overrides=["epochs=three"])
     with pytest.raises(CnnlabError, match="optimizer.lr must be a number, got 'fast'"):
