@@ -154,3 +154,12 @@ def test_a_first_decode_and_a_progress_bar_speak_before_the_long_work(shapes: Pa
     terminal = Terminal()
     Progress("epoch 1/90", 390, stream=terminal)
     assert terminal.getvalue().startswith("epoch 1/90 [....................] 0/390"), "drawn before the first step"
+
+
+def test_predict_of_a_missing_image_says_where_it_looked(shapes: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes}", "--max-steps", "1", "--batch-size", "16",
+                 "--out", str(tmp_path / "run")]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["predict", "run", "digit.png"]) == 2
+    assert capsys.readouterr().err == f"cnnlab: error: image digit.png not found (looked in {tmp_path}): give the file's path\n"
