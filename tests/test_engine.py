@@ -309,6 +309,7 @@ def test_every_command_prints_fractions_in_percent_and_rates_as_numbers() -> Non
 
     assert format_metric("test_accuracy", 0.808) == "80.80%"
     assert format_metric("val_pixel_err", 0.0611) == "6.11%"
+    assert format_metric("test_top5_err", 0.00282) == "0.28%"
     assert format_metric("val_warping_err", 0.000353) == "0.0353%", "small errors keep three digits"
     assert format_metric("test_loss", 0.41234) == "0.4123"
     assert format_metric("sent_per_s", 1393.95) == "1,394"

@@ -117,10 +117,11 @@ def _train(args: argparse.Namespace) -> int:
         top5 = f", top-5 error {100 * metrics['test_top5_err']:.2f}%" if "test_top5_err" in metrics else ""
         print(f"{config.model} on {config.dataset}: test accuracy {100 * (1 - metrics['test_top1_err']):.2f}% "
               f"(top-1 error {100 * metrics['test_top1_err']:.2f}%{top5}) {length}")
-    elif result.best:
+    if result.best and ("test_top1_err" not in metrics or result.best["step"] != result.step):
         # The best checkpoint's metrics: what `cnnlab eval` of the run evaluates again.
         best = load_checkpoint(result.run_dir / "checkpoints" / "best.json").meta["metrics"]
-        print(f"{config.model} on {config.dataset}: best {result.best['metric']} at step {result.best['step']}"
+        print(f"{config.model} on {config.dataset}: best {result.best['metric']} at step {result.best['step']} "
+              f"(the checkpoint `cnnlab eval` takes)"
               f"{format_metrics(best, task_class(task_name_for(config.model)).eval_columns)} ({length})")
     print(f"run directory: {result.run_dir}")
     return 0

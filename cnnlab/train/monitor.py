@@ -11,11 +11,11 @@ from cnnlab.files import atomic_write_csv
 
 def format_metric(key: str, value: float) -> str:
     """A metric as every command prints it: accuracies and errors (fractions in the files)
-    in %, with three significant digits below 1% (U-Net's warping error is about 0.04%);
+    in %, with three significant digits below 0.1% (U-Net's warping error is about 0.04%);
     losses to four decimals; anything else, a rate such as ``sent_per_s``, as a number."""
     if key.endswith(("accuracy", "_err")):
         percent = 100 * value
-        return f"{percent:.2f}%" if percent == 0 or abs(percent) >= 1 else f"{percent:.3g}%"
+        return f"{percent:.2f}%" if percent == 0 or abs(percent) >= 0.1 else f"{percent:.3g}%"
     if key.endswith("loss"):
         return f"{value:.4f}"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
