@@ -157,7 +157,8 @@ class ImageClassification(Task):
     def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         cfg, ctx = self.config, self.context
         if epoch != self._epoch:
-            self._epoch, self._batches = epoch, epoch_batches(len(self.train_set), self.batch_size, cfg.seed, epoch, ctx)
+            self._epoch = epoch
+            self._batches = epoch_batches(len(self.train_set), self.batch_size, cfg.seed, epoch, ctx)
         return self._slice(self.train_set, self._batches[step], self.train_transform,
                            seed_from(cfg.seed, "augment", epoch, step, ctx.rank))
 
@@ -202,9 +203,9 @@ class ImageClassification(Task):
                 raise CnnlabError("ensembles are evaluated for trained runs only")
             return evaluate_converted(checkpoints[0], options)
         dataset = options.get("dataset") or checkpoints[0].meta["config"]["dataset"]
+        data_dir = data_root(options.get("data_dir"), checkpoints[0].meta["config"]["data_dir"])
         result = evaluate_checkpoints(checkpoints, dataset, protocol=options.get("protocol", "center"),
-                                      data_dir=data_root(options.get("data_dir"), checkpoints[0].meta["config"]["data_dir"]),
-                                      batch_size=options.get("batch_size") or 256,
+                                      data_dir=data_dir, batch_size=options.get("batch_size") or 256,
                                       device=options.get("device", "auto"),
                                       precision=options.get("precision") or "auto",
                                       allow_nonfinite=options.get("allow_nonfinite", False))

@@ -256,7 +256,8 @@ class Segmentation(Task):
             raise CnnlabError("ensembles are evaluated for image classifiers only")
         checkpoint = checkpoints[0]
         record = checkpoint.meta["task"]
-        images, cells = load_isbi2012(data_root(options.get("data_dir"), checkpoint.meta["config"]["data_dir"]), "train")
+        data_dir = data_root(options.get("data_dir"), checkpoint.meta["config"]["data_dir"])
+        images, cells = load_isbi2012(data_dir, "train")
         held_out = record["val_slices"]
         # Without a fold nothing was held out (ISBI's test labels are not public): say so.
         ids, what = (held_out, f"held-out slices {held_out[0]}-{held_out[-1]}") if held_out else (
