@@ -163,3 +163,13 @@ def test_predict_of_a_missing_image_says_where_it_looked(shapes: Path, tmp_path:
     capsys.readouterr()
     assert main(["predict", "run", "digit.png"]) == 2
     assert capsys.readouterr().err == f"cnnlab: error: image digit.png not found (looked in {tmp_path}): give the file's path\n"
+
+
+def test_a_run_on_a_relative_folder_is_evaluated_from_anywhere(shapes: Path, tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
+    monkeypatch.chdir(shapes.parent)
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes.name}", "--max-steps", "1", "--batch-size", "16",
+                 "--out", str(tmp_path / "run")]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "run"]) == 0
+    assert f"on folder:{shapes} test (32 images" in capsys.readouterr().out

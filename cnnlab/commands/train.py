@@ -81,7 +81,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def default_run_dir(model: str, dataset: str) -> Path:
     """``runs/<model>-<dataset>-<time>``: the default ``--out`` of every training command."""
-    safe_dataset = dataset.replace(":", "_").replace("/", "_")
+    folder = dataset.startswith("folder:")
+    safe_dataset = f"folder_{Path(dataset.removeprefix('folder:')).name}" if folder else dataset.replace(":", "_")
     return Path("runs") / f"{model}-{safe_dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
