@@ -297,13 +297,13 @@ def evaluate_checkpoints(
             f"{dataset} has classes {test.classes[:5]}..., the model was trained on {first['classes'][:5]}..."
         )
     target = pick_device(device, DistContext())
-    announce(f"loading {len(checkpoints)} model{'s' if len(checkpoints) > 1 else ''} for the {protocol} test "
-             f"on {dataset} ({len(test)} images)")
     models = [prepare_for_inference(load_model(c, target, allow_nonfinite=allow_nonfinite), target,
                                     eval_precision(target, precision, c.meta["config"].get("precision")),
                                     compile=compile) for c in checkpoints]
     transform = input_pipeline(first["config"], train=False, normalize=first.get("task", {}).get("normalize"))
     input_size = transform(test.images[:1].float() / 255, None).shape[-1]
+    members = f"{len(models)} models" if len(models) > 1 else "the model"
+    announce(f"{protocol} test of {members} on {dataset} ({len(test)} images)")
     return evaluate(models, test, protocol, batch_size=batch_size, device=target, transform=transform,
                     **scaled_geometry(protocol, input_size))
 

@@ -262,8 +262,8 @@ class Segmentation(Task):
         # Without a fold nothing was held out (ISBI's test labels are not public): say so.
         ids, what = (held_out, f"held-out slices {held_out[0]}-{held_out[-1]}") if held_out else (
             list(range(len(images))), f"all {len(images)} training slices (nothing was held out)")
-        announce(f"{checkpoint.path}: overlap-tile inference on {what}, then the three ISBI errors")
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
+        announce(f"{checkpoint.path}: overlap-tile inference on {what}, then the three ISBI errors")
         prob = cell_probabilities(model, images[ids], tile=inference_tile(checkpoint, options),
                                   batch_size=options.get("batch_size"), precision=options.get("precision") or "auto")
         scores = isbi_scores(prob, cells[ids])
