@@ -14,9 +14,28 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from cnnlab.errors import CnnlabError
+
 # atomic_write's temporaries: ".<target name>.<8 random characters of mkstemp>.tmp".
 _TEMP_SUFFIX = ".tmp"
 TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def require_file(path: str | Path, what: str) -> Path:
+    """``path`` if it is a file; else a one-line error that names what is missing and the
+    folder it was looked for in (a relative path is read from the working directory).
+
+    Args:
+        path: the file the user named.
+        what: what the file should be, e.g. "NLTK's brown.zip".
+
+    Raises:
+        CnnlabError: the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlabError(f"{what} {path} not found (looked in {path.absolute().parent}): give the file's path")
+    return path
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 per stage in a log.
 
 Training draws one per epoch (loss, accuracy, samples/s, ETA); evaluation one per pass
-over a test split.
+over a test split. A long step that comes before any such line (decoding a dataset for
+the first time, loading an ensemble, U-Net's tiled inference) says so first with
+:func:`announce`, so that no command is silent for more than a few seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,13 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
+
+
+def announce(message: str, stream: TextIO | None = None) -> None:
+    """Says, at once, that a long step begins (standard error by default)."""
+    stream = stream or sys.stderr
+    stream.write(message + "\n")
+    stream.flush()
 
 
 def _clock(seconds: float) -> str:
@@ -37,6 +46,9 @@ class Progress:
         self.live = self.stream.isatty()
         self.start = self.last_draw = time.perf_counter()
         self.done, self.loss, self.values, self.samples = 0, None, {}, 0
+        if self.live:  # drawn at once, not after the first step: a slow first step is no silence
+            self.stream.write(self.line())
+            self.stream.flush()
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.start

@@ -102,3 +102,12 @@ def test_a_record_that_does_not_fit_its_builder_is_one_line_naming_the_file(edit
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"cnnlab: error: {record}: its model record") and err.count("\n") == 1
+
+
+def test_load_model_takes_a_str_path_to_a_checkpoint_json_or_a_run(tmp_path: Path) -> None:
+    Trainer(_tiny_config(max_steps=1, checkpoint_every=0), tmp_path / "run").fit()
+    x = torch.randn(2, 1, 8, 8)
+    by_run = load_model(str(tmp_path / "run"))
+    by_json = load_model(str(tmp_path / "run" / "checkpoints" / "last.json"))
+    with torch.no_grad():
+        assert torch.equal(by_run(x), by_json(x))

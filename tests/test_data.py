@@ -49,9 +49,11 @@ def test_image_dataset_checks_types_and_moves() -> None:
 def test_data_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CNNLAB_DATA", raising=False)
     assert data_root() == Path("~/.cache/cnnlab").expanduser()
+    assert data_root(None, tmp_path / "run's") == tmp_path / "run's", "a run's recorded folder before the default"
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "env"))
     assert data_root() == tmp_path / "env"
-    assert data_root(tmp_path / "flag") == tmp_path / "flag"
+    assert data_root(None, tmp_path / "run's") == tmp_path / "env", "the variable before the run's folder"
+    assert data_root(tmp_path / "flag", tmp_path / "run's") == tmp_path / "flag"
 
 
 def test_unknown_name_split_and_policy_are_clear_errors() -> None:

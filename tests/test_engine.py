@@ -227,7 +227,7 @@ def test_command_line_values_arrive_with_their_types() -> None:
     config = resolve_config(args.model, args.recipe, args.set, _flags(args))
     assert config.optimizer["weight_decay"] == 5e-5 and isinstance(config.optimizer["weight_decay"], float)
     assert config.optimizer["lr"] == 1e-3 and config.optimizer["momentum"] == 0.9
-    assert config.data_dir == "2024"
+    assert config.data_dir == str(Path("2024").resolve()), "a folder name, not a number (recorded absolute)"
     with pytest.raises(CnnlabError, match="config key epochs must be int, got 'three'"):
         resolve_config("resnet20", overrides=["epochs=three"])
     with pytest.raises(CnnlabError, match="optimizer.lr must be a number, got 'fast'"):
@@ -266,14 +266,17 @@ def test_converted_zoo_weights_predict_with_imagenet_names(fill, reference_dir, 
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])
-def test_export_matches_eager(fmt, runs, tmp_path, capsys) -> None:
+def test_export_matches_eager(fmt, runs, tmp_path, capfd, caplog) -> None:
     if fmt == "onnx":
         pytest.importorskip("onnxruntime", reason="ONNX export needs the export extra: pip install 'cnnlab[export]'")
     out = tmp_path / f"model.{fmt}"
     assert main(["export", str(runs["classification"]), "--format", fmt, "--out", str(out)]) == 0
-    assert out.is_file() and "largest difference from eager" in capsys.readouterr().out
+    written = capfd.readouterr()
+    assert out.is_file() and "largest difference from eager" in written.out
+    notices = [r for r in caplog.records if "torchvision is not installed" in r.getMessage()]
+    assert not notices and "torchvision" not in written.err, "cnnlab's models use no torchvision operator"
     assert main(["export", str(runs["classification"]), "--format", fmt, "--out", str(out)]) == 2
-    assert "exists" in capsys.readouterr().err
+    assert "exists" in capfd.readouterr().err
 
 
 def test_a_cross_validation_resumes_at_the_fold_where_it_stopped(data, tmp_path) -> None:
@@ -301,3 +304,14 @@ def test_eval_refuses_tensors_that_do_not_fit_the_record(runs, tmp_path, capsys)
         assert "do not fit the model its record describes" in capsys.readouterr().err
     finally:
         bad.unlink()
+
+
+def test_every_command_prints_fractions_in_percent_and_rates_as_numbers() -> None:
+    from cnnlab.train.monitor import format_metric
+
+    assert format_metric("test_accuracy", 0.808) == "80.80%"
+    assert format_metric("val_pixel_err", 0.0611) == "6.11%"
+    assert format_metric("test_top5_err", 0.00282) == "0.28%"
+    assert format_metric("val_warping_err", 0.000353) == "0.0353%", "small errors keep three digits"
+    assert format_metric("test_loss", 0.41234) == "0.4123"
+    assert format_metric("sent_per_s", 1393.95) == "1,394"

@@ -159,8 +159,13 @@ def test_features_only_and_feature_info(name: str) -> None:
     features = model(torch.empty(2, 3, size, size, device="meta"))
     assert len(features) == 2
     assert [f.shape[1] for f in features] == [info["num_chs"] for info in model.feature_info]
-    reductions = [info["reduction"] for info in model.feature_info]
+    reductions = model.feature_info.reduction()
     assert reductions == sorted(reductions) and all(r & (r - 1) == 0 for r in reductions)  # powers of two
+    # The same object, read the same way, on the whole classifier (timm's interface on both).
+    whole = _on_meta(name).feature_info
+    assert [whole[i] for i in model.out_indices] == list(model.feature_info)
+    assert model.feature_info.channels() == [whole.channels()[i] for i in model.out_indices]
+    assert whole.module_name() == list(_on_meta(name).stage_names)
 
 
 @pytest.mark.parametrize("name", FAMILY_SAMPLES)

@@ -128,3 +128,15 @@ def test_cross_validate_scores_every_fold(tmp_path):
     assert len(rows) == 2 and all(0 <= v <= 1 for r in rows for v in r.values())
     record = json.loads((tmp_path / "run" / "fold-2" / "checkpoints" / "last.json").read_text())
     assert {k: record["metrics"][f"val_{k}_err"] for k in rows[1]} == rows[1]
+
+
+def test_eval_says_what_it_does_before_the_long_inference(trained_run, monkeypatch, capsys):
+    import cnnlab.segment.task as segment_task
+
+    def slow_step(*args, **kwargs):  # stands for the long overlap-tile inference
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(segment_task, "cell_probabilities", slow_step)
+    assert main(["eval", str(trained_run)]) == 130
+    assert "overlap-tile inference on" in capsys.readouterr().err, "a line before the long step, not after it"
+

@@ -166,3 +166,21 @@ def test_line_corpus_reads_compressed_files_and_refuses_archives(tmp_path):
     (tmp_path / "cut.gz").write_bytes(gzip.compress(text * 100)[:30])
     with pytest.raises(ValueError, match="cut.gz: damaged compressed file"):
         list(LineCorpus(tmp_path / "cut.gz"))
+
+
+def test_a_missing_corpus_or_evaluation_file_says_missing_and_where_it_looked(tmp_path, monkeypatch, capsys):
+    from cnnlab.commands import main
+    from cnnlab.errors import CnnlabError
+    from cnnlab.text.evaluation import analogy_results
+    from cnnlab.text.vectors import KeyedVectors
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["text", "word2vec", "brown.zip", "--out", "v.txt"]) == 2
+    assert capsys.readouterr().err.strip() == (f"cnnlab: error: NLTK's brown.zip brown.zip not found "
+                                               f"(looked in {tmp_path}): give the file's path")
+    vectors = KeyedVectors(["a", "b"], np.eye(2))
+    for call, what in [(lambda: vectors.evaluate_word_analogies("questions-words.txt"), "analogy file"),
+                       (lambda: vectors.evaluate_word_pairs("wordsim353.tsv"), "word-pair file"),
+                       (lambda: analogy_results(vectors, "questions-words.txt"), "analogy file")]:
+        with pytest.raises(CnnlabError, match=f"^{what} .* not found \\(looked in "):
+            call()

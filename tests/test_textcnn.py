@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -281,3 +282,57 @@ def test_kims_batches_are_full_fixed_and_reordered():
 def test_unknown_batching_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown batching 'sorted'; choose one of shuffle, kim"):
         TextOptions(batching="sorted")
+
+
+def test_a_run_finds_its_data_from_another_folder(tmp_path, monkeypatch, capsys):
+    from cnnlab.commands.cli import main
+
+    _toy_data_dir(tmp_path / "data", 60)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "textcnn", "--dataset", "mr", "--data-dir", "data", "--folds", "2", "--max-folds", "1",
+                 "--epochs", "1", "--set", "model_kwargs.maps=2", "--out", "run"]) == 0
+    summary = capsys.readouterr().out
+    assert "mean over folds: " in summary and "test_accuracy " in summary
+    assert re.search(r"sent_per_s [\d,]+(,|$)", summary), "a rate, not a percentage"
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the recorded folder is absolute, not "data"
+    assert main(["eval", "../run"]) == 0
+    first = capsys.readouterr().out
+    assert "test accuracy" in first
+    (tmp_path / "data").rename(tmp_path / "moved")  # $CNNLAB_DATA wins over the recorded folder
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "moved"))
+    assert main(["eval", "../run"]) == 0
+    assert capsys.readouterr().out == first
+
+
+def test_the_trainers_final_numbers_are_the_ones_eval_repeats(tmp_path, capsys):
+    from cnnlab.commands.cli import main
+
+    rng = np.random.default_rng(1)
+    classes = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    (tmp_path / "data" / "trec").mkdir(parents=True)
+    for split, n in (("train", 300), ("test", 60)):
+        lines = [f"{classes[i % 6]}:x w{rng.integers(0, 40)} cue{i % 6} w{rng.integers(0, 40)} ?" for i in range(n)]
+        (tmp_path / "data" / "trec" / f"TREC.{split}").write_text("\n".join(lines) + "\n")
+    assert main(["train", "textcnn", "--dataset", "trec", "--data-dir", str(tmp_path / "data"), "--epochs", "2",
+                 "--set", "model_kwargs.maps=4", "--out", str(tmp_path / "run")]) == 0
+    trained = capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    evaluated = capsys.readouterr().out
+    for metric in ("dev accuracy", "test accuracy"):
+        number = re.compile(f"{metric} ([0-9.]+%)")
+        assert number.search(trained)[1] == number.search(evaluated)[1], (trained, evaluated)
+
+
+def test_predict_takes_a_cross_validation_run_with_its_best_fold(tmp_path, capsys):
+    from cnnlab.commands.cli import main
+
+    config = _config(_toy_data_dir(tmp_path / "data", 60), folds=2, epochs=2, **{"model_kwargs.maps": 2})
+    cross_validate(config, tmp_path / "run", stream=io.StringIO())
+    dev = {fold: load_checkpoint(tmp_path / "run" / f"fold-{fold}").meta["best"]["value"] for fold in (1, 2)}
+    best = max(dev, key=dev.get)
+    assert main(["predict", str(tmp_path / "run"), "a good w1"]) == 0
+    out, err = capsys.readouterr()
+    assert f"predicting with {tmp_path / 'run' / f'fold-{best}'}" in err and "the best of 2 folds by dev_accuracy" in err
+    assert out.startswith("'a good w1': ")

@@ -121,3 +121,55 @@ def test_cli_habits(capsys) -> None:
     assert "no model matches 'densnet*'; close names: densenet" in capsys.readouterr().err
     assert main(["train", "resnet50", "--dataset", "digits", "--max-steps", "1"]) == 2
     assert "--set 'preprocess=[{name: resize, size: 224}]'" in capsys.readouterr().err
+
+
+def test_a_folder_smaller_than_the_default_batch_trains_with_the_batch_clamped(shapes: Path, tmp_path: Path,
+                                                                                 capsys) -> None:
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes}", "--epochs", "2",
+                 "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "batch_size 128 is larger than the training set (96 images): training with batches of 96" in err
+    assert load_checkpoint(tmp_path / "run").meta["step"] == 2, "one step of all 96 images per epoch"
+
+
+def test_a_first_decode_and_a_progress_bar_speak_before_the_long_work(shapes: Path, tmp_path: Path, monkeypatch,
+                                                                    capsys) -> None:
+    import io
+
+    import cnnlab.data.folder as folder
+    from cnnlab.progress import Progress
+
+    def slow_step(*args, **kwargs):  # stands for decoding every image
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(folder, "_decode_all", slow_step)
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes}", "--out", str(tmp_path / "run")]) == 130
+    assert f"decoding {shapes.name}/train (once: cached in {tmp_path / 'cache'}" in capsys.readouterr().err
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    Progress("epoch 1/90", 390, stream=terminal)
+    assert terminal.getvalue().startswith("epoch 1/90 [....................] 0/390"), "drawn before the first step"
+
+
+def test_predict_of_a_missing_image_says_where_it_looked(shapes: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes}", "--max-steps", "1", "--batch-size", "16",
+                 "--out", str(tmp_path / "run")]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["predict", "run", "digit.png"]) == 2
+    assert capsys.readouterr().err == f"cnnlab: error: image digit.png not found (looked in {tmp_path}): give the file's path\n"
+
+
+def test_a_run_on_a_relative_folder_is_evaluated_from_anywhere(shapes: Path, tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
+    monkeypatch.chdir(shapes.parent)
+    assert main(["train", "resnet20", "--dataset", f"folder:{shapes.name}", "--max-steps", "1", "--batch-size", "16",
+                 "--out", str(tmp_path / "run")]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["eval", "run"]) == 0
+    assert f"on folder:{shapes} test (32 images" in capsys.readouterr().out

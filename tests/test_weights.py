@@ -9,6 +9,7 @@ fixtures these tests skip with the reason, except under CI (CI=true), where they
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from types import ModuleType
@@ -214,3 +215,12 @@ def test_kernel_orientation_is_never_reshaped(fill: ModuleType, reference_dir: P
     state_dict, _, _ = _load(fill, reference_dir, "timm__inception_v4")
     with pytest.raises(CnnlabError, match=r"features\.4\.branch1\.1\.conv\.weight has shape \(64, 64, 1, 7\)"):
         cnnlab.create_model("inception_v4", weights=state_dict, weights_source="timm", release_layout=False)
+
+
+def test_loading_weights_is_said_on_the_cnnlab_weights_logger(caplog) -> None:
+    # A library logs, it does not print (as timm and torchvision): logging.basicConfig(level=logging.INFO) shows it.
+    state = cnnlab.create_model("resnet20").state_dict()
+    with caplog.at_level(logging.INFO, logger="cnnlab.weights"):
+        cnnlab.create_model("resnet20", weights=state, weights_source="cnnlab")
+    assert [r.getMessage() for r in caplog.records if r.name == "cnnlab.weights"] == [
+        f"resnet20: loaded {len(state)} cnnlab tensors"]

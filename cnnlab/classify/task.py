@@ -19,8 +19,10 @@ from torch import nn
 
 from cnnlab.classify.losses import classification_loss
 from cnnlab.data import ImageDataset, load_dataset
+from cnnlab.data.dataset import data_root
 from cnnlab.data.images import decode_image
 from cnnlab.errors import CnnlabError
+from cnnlab.progress import announce
 from cnnlab.evaluate import evaluate, scaled_geometry, topk_correct
 from cnnlab.evaluate.inference import eval_precision, prepare_for_inference
 from cnnlab.evaluate.protocols import center_views, class_scores, resize_shorter
@@ -96,10 +98,15 @@ class ImageClassification(Task):
         self.classes = list(self.train_set.classes)
         if len(self.classes) <= 5:  # top-5 of five classes or fewer is always right
             self.eval_columns = ("test_loss", "test_top1_err")
+        self.batch_size = config.batch_size
         if len(self.train_set) < config.batch_size:
-            raise CnnlabError(
-                f"batch_size {config.batch_size} is larger than the training set ({len(self.train_set)} images)"
-            )
+            # An epoch drops its partial last batch (as timm's training loader does: fixed steps
+            # per epoch, so resume and DDP shards stay exact); a set smaller than one batch would
+            # give no step at all, so it is taken whole, as a DataLoader's one partial batch.
+            n = len(self.train_set)
+            self.batch_size = n - n % context.world_size
+            self.notes.append(f"batch_size {config.batch_size} is larger than the training set ({n} images): "
+                              f"training with batches of {self.batch_size}")
         self.normalize = channel_stats(self.train_set) if config.normalize == "auto" else config.normalize
         self.train_transform = input_pipeline(config.to_dict(), train=True, normalize=self.normalize)
         self.eval_transform = input_pipeline(config.to_dict(), train=False, normalize=self.normalize)
@@ -134,7 +141,7 @@ class ImageClassification(Task):
                 "image_size": list(self.train_set.images.shape[-2:])}
 
     def steps_per_epoch(self) -> int:
-        return len(self.train_set) // self.config.batch_size
+        return len(self.train_set) // self.batch_size
 
     def _slice(self, dataset: ImageDataset, index: torch.Tensor, transform: Callable, seed: int
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,7 +158,8 @@ class ImageClassification(Task):
     def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         cfg, ctx = self.config, self.context
         if epoch != self._epoch:
-            self._epoch, self._batches = epoch, epoch_batches(len(self.train_set), cfg.batch_size, cfg.seed, epoch, ctx)
+            self._epoch = epoch
+            self._batches = epoch_batches(len(self.train_set), self.batch_size, cfg.seed, epoch, ctx)
         return self._slice(self.train_set, self._batches[step], self.train_transform,
                            seed_from(cfg.seed, "augment", epoch, step, ctx.rank))
 
@@ -196,8 +204,9 @@ class ImageClassification(Task):
                 raise CnnlabError("ensembles are evaluated for trained runs only")
             return evaluate_converted(checkpoints[0], options)
         dataset = options.get("dataset") or checkpoints[0].meta["config"]["dataset"]
+        data_dir = data_root(options.get("data_dir"), checkpoints[0].meta["config"]["data_dir"])
         result = evaluate_checkpoints(checkpoints, dataset, protocol=options.get("protocol", "center"),
-                                      data_dir=options.get("data_dir"), batch_size=options.get("batch_size") or 256,
+                                      data_dir=data_dir, batch_size=options.get("batch_size") or 256,
                                       device=options.get("device", "auto"),
                                       precision=options.get("precision") or "auto",
                                       allow_nonfinite=options.get("allow_nonfinite", False))
@@ -294,6 +303,8 @@ def evaluate_checkpoints(
                                     compile=compile) for c in checkpoints]
     transform = input_pipeline(first["config"], train=False, normalize=first.get("task", {}).get("normalize"))
     input_size = transform(test.images[:1].float() / 255, None).shape[-1]
+    members = f"{len(models)} models" if len(models) > 1 else "the model"
+    announce(f"{protocol} test of {members} on {dataset} ({len(test)} images)")
     return evaluate(models, test, protocol, batch_size=batch_size, device=target, transform=transform,
                     **scaled_geometry(protocol, input_size))
 

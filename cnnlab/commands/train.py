@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from cnnlab.text.datasets import TOKENIZERS
 from cnnlab.text.task import BATCHINGS
 from cnnlab.train.config import PARALLELS, PRECISIONS
 from cnnlab.train.finetune import FREEZABLE
-from cnnlab.train.task import Task
+from cnnlab.train.monitor import format_metric, format_metrics
+from cnnlab.train.task import Task, higher_is_better, task_class, task_name_for
 
 DEVICES = ("auto", "cpu", "cuda")
 # What `cnnlab eval` and `cnnlab predict` options are when not given (the others: None).
@@ -79,11 +81,13 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def default_run_dir(model: str, dataset: str) -> Path:
     """``runs/<model>-<dataset>-<time>``: the default ``--out`` of every training command."""
-    safe_dataset = dataset.replace(":", "_").replace("/", "_")
+    folder = dataset.startswith("folder:")
+    safe_dataset = f"folder_{Path(dataset.removeprefix('folder:')).name}" if folder else dataset.replace(":", "_")
     return Path("runs") / f"{model}-{safe_dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _train(args: argparse.Namespace) -> int:
+    from cnnlab.checkpoint import load_checkpoint
     from cnnlab.train.config import resolve_config
     from cnnlab.train.crossval import cross_validate
     from cnnlab.train.distributed import shutdown
@@ -98,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
                                  max_folds=args.max_folds)
         std = summary["std"]
         print(f"{config.model} on {config.dataset} ({summary['protocol']}), mean over folds: " + ", ".join(
-            f"{k} {100 * v:.2f}%" + (f" +- {100 * std[k]:.2f}" if k in std else "")
+            f"{k} {format_metric(k, v)}" + (f" +- {format_metric(k, std[k])}" if k in std else "")
             for k, v in summary["mean"].items() if not k.endswith("loss")))
         print(f"run directory: {run_dir}")
         return 0
@@ -114,9 +118,12 @@ def _train(args: argparse.Namespace) -> int:
         top5 = f", top-5 error {100 * metrics['test_top5_err']:.2f}%" if "test_top5_err" in metrics else ""
         print(f"{config.model} on {config.dataset}: test accuracy {100 * (1 - metrics['test_top1_err']):.2f}% "
               f"(top-1 error {100 * metrics['test_top1_err']:.2f}%{top5}) {length}")
-    elif result.best:
-        print(f"{config.model} on {config.dataset}: best {result.best['metric']} "
-              f"{100 * result.best['value']:.2f}% at step {result.best['step']} ({length})")
+    if result.best and ("test_top1_err" not in metrics or result.best["step"] != result.step):
+        # The best checkpoint's metrics: what `cnnlab eval` of the run evaluates again.
+        best = load_checkpoint(result.run_dir / "checkpoints" / "best.json").meta["metrics"]
+        print(f"{config.model} on {config.dataset}: best {result.best['metric']} at step {result.best['step']} "
+              f"(the checkpoint `cnnlab eval` takes)"
+              f"{format_metrics(best, task_class(task_name_for(config.model)).eval_columns)} ({length})")
     print(f"run directory: {result.run_dir}")
     return 0
 
@@ -163,7 +170,15 @@ def _predict(args: argparse.Namespace) -> int:
         raise CnnlabError(f"--batch-size must be a positive integer, got {args.batch_size}")
     options = {"out": args.out, "tile": args.tile, "batch_size": args.batch_size, "format": args.format,
                "labels": args.labels, "precision": args.precision, "allow_nonfinite": args.allow_nonfinite}
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoints = [load_checkpoint(p) for p in _checkpoints_of(args.checkpoint)]
+    checkpoint = checkpoints[0]
+    if len(checkpoints) > 1:
+        # A cross-validation predicts with one model, not an ensemble, so that its output is
+        # what `cnnlab eval` reports for that model: the fold with the best validation metric.
+        metric = checkpoint.meta["best"]["metric"]
+        checkpoint = (max if higher_is_better(metric) else min)(checkpoints, key=lambda c: c.meta["best"]["value"])
+        print(f"cross-validation: predicting with {checkpoint.path}, the best of {len(checkpoints)} folds by "
+              f"{metric} ({format_metric(metric, checkpoint.meta['best']['value'])})", file=sys.stderr)
     task = task_of(checkpoint)
     _refuse_unused(task, task.predict_options, options, "predict")
     for line in task.predict(checkpoint, args.inputs, options):

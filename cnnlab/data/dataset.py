@@ -50,15 +50,19 @@ class ImageDataset:
         return ImageDataset(self.images.to(device), self.labels.to(device), self.classes, self.name)
 
 
-def data_root(data_dir: str | Path | None = None) -> Path:
-    """Where datasets live: ``data_dir`` (``--data-dir``), else ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``.
+def data_root(data_dir: str | Path | None = None, recorded: str | Path | None = None) -> Path:
+    """Where datasets live: ``data_dir`` (``--data-dir``), else ``$CNNLAB_DATA``, else
+    ``recorded``, else ``~/.cache/cnnlab``.
 
     The one resolution every reader uses (image datasets, the sentence sets, ISBI
-    slices), so one flag or one variable points all of them at one folder.
+    slices), so one flag or one variable points all of them at one folder. A run
+    records the absolute folder it was trained from; using the run later (``cnnlab
+    eval``) passes it as ``recorded``, so the run finds its data from any folder, and
+    an explicit folder or ``$CNNLAB_DATA`` still wins.
     """
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise CnnlabError(f"--data-dir must be a folder path, got {data_dir!r}")
-    chosen = data_dir or os.environ.get("CNNLAB_DATA") or DEFAULT_ROOT
+    chosen = data_dir or os.environ.get("CNNLAB_DATA") or recorded or DEFAULT_ROOT
     return Path(chosen).expanduser()
 
 

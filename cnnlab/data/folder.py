@@ -39,9 +39,10 @@ import numpy as np
 import torch
 
 from cnnlab.data.cache import cache_key, load_cached, save_cached
-from cnnlab.data.dataset import ImageDataset
+from cnnlab.data.dataset import ImageDataset, cache_root
 from cnnlab.data.images import ImageDecodeError, decode_image
 from cnnlab.errors import CnnlabError
+from cnnlab.progress import announce
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ def load_folder(path: Path, split: str, *, image_size: int | None = None, on_cor
         _report_skipped(int(meta.get("skipped", 0)), path, split)
         _report_missing(meta.get("missing", "[]"), path, split)
         return dataset
+    announce(f"decoding {path.name}/{split} (once: cached in {cache_root()} for later runs)")
     own = _split_classes(sources, sharded)
     everywhere = own.union(*(_split_classes(files, shards) for files, shards in others))
     classes = sorted(everywhere)

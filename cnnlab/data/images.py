@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cnnlab.errors import CnnlabError
+from cnnlab.files import require_file
 
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 # The raster formats cnnlab reads. Pillow would otherwise identify files by content
@@ -73,10 +74,10 @@ def decode_image(source: str | Path | bytes, where: str | Path | None = None, *,
 
     Raises:
         ImageDecodeError: the file does not decode, naming it.
-        FileNotFoundError: a path that does not exist.
+        CnnlabError: a path that does not exist, naming where it was looked for.
     """
     name = where if where is not None else source if not isinstance(source, bytes) else "<bytes>"
-    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    handle = io.BytesIO(source) if isinstance(source, bytes) else require_file(source, "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -84,8 +85,6 @@ def decode_image(source: str | Path | bytes, where: str | Path | None = None, *,
                 image.load()
                 want_grey = image.mode in GREY_MODES if grey is None else grey
                 array = _to_array(image, want_grey)
-    except FileNotFoundError:
-        raise
     except UnidentifiedImageError:
         raise ImageDecodeError(
             f"cannot decode {name}: not an image in a format cnnlab reads ({', '.join(FORMATS)})"

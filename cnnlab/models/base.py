@@ -54,6 +54,36 @@ def _weights_dtype(model: nn.Module) -> torch.dtype | None:
     return next((p.dtype for p in model.parameters()), None)
 
 
+class FeatureInfo(Sequence[dict[str, Any]]):
+    """Stages' channels and reductions as timm gives them: a list of ``{"index", "module",
+    "num_chs", "reduction"}`` dicts, with timm's ``channels()``, ``reduction()`` and
+    ``module_name()``; the same object on a classifier and on its features-only form."""
+
+    def __init__(self, stages: list[dict[str, Any]]) -> None:
+        self.stages = stages
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.stages[index]
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def __repr__(self) -> str:
+        return repr(self.stages)
+
+    def channels(self) -> list[int]:
+        """Each stage's output channels."""
+        return [stage["num_chs"] for stage in self.stages]
+
+    def reduction(self) -> list[int]:
+        """Each stage's input side / output side."""
+        return [stage["reduction"] for stage in self.stages]
+
+    def module_name(self) -> list[str]:
+        """Each stage's name in ``stage_names``."""
+        return [stage["module"] for stage in self.stages]
+
+
 class ImageClassifier(nn.Module):
     """Base of every classifier: named stages run in order, then ``self.head``.
 
@@ -126,14 +156,16 @@ class ImageClassifier(nn.Module):
                 break
         return outputs if intermediates_only else (x, outputs)
 
-    def feature_info(self, input_size: int | None = None) -> list[dict[str, Any]]:
-        """Each stage's name, output channels and reduction (input side / output side).
+    @property
+    def feature_info(self) -> FeatureInfo:
+        """Each stage's name, output channels and reduction (input side / output side), as
+        timm's ``model.feature_info``.
 
-        Measured with a forward on the meta device (no weights are copied) at
-        ``input_size``, the card's by default; reductions are rounded to powers of two,
-        as timm reports them (Inception's 299 -> 35 grid is a reduction of 8).
+        Measured with a forward on the meta device (no weights are copied) at the card's
+        input size; reductions are rounded to powers of two, as timm reports them
+        (Inception's 299 -> 35 grid is a reduction of 8).
         """
-        size = input_size or getattr(getattr(self, "card", None), "input_size", None) or 224
+        size = getattr(getattr(self, "card", None), "input_size", None) or 224
         shapes: dict[str, torch.Size] = {}
         hooks = [stage.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, out.shape))
                  for name, stage in self.stages()]
@@ -147,9 +179,9 @@ class ImageClassifier(nn.Module):
             self.train(training)
             for hook in hooks:
                 hook.remove()
-        return [{"index": i, "module": name, "num_chs": shapes[name][1],
-                 "reduction": 2 ** round(math.log2(size / shapes[name][-1]))}
-                for i, name in enumerate(self.stage_names)]
+        return FeatureInfo([{"index": i, "module": name, "num_chs": shapes[name][1],
+                             "reduction": 2 ** round(math.log2(size / shapes[name][-1]))}
+                            for i, name in enumerate(self.stage_names)])
 
     def get_classifier(self) -> nn.Module:
         """The class layer (timm's name for it), e.g. to read or replace its weights."""
@@ -260,8 +292,8 @@ class FeatureExtractor(nn.Module):
         if not isinstance(model, ImageClassifier) or not model.stage_names:
             raise CnnlabError(f"features_only needs an image classifier with stages; {type(model).__name__} has none")
         self.out_indices = model.stage_indices(out_indices)
-        info = model.feature_info()
-        self.feature_info = [info[i] for i in self.out_indices]
+        info = model.feature_info
+        self.feature_info = FeatureInfo([info[i] for i in self.out_indices])
         model.head = nn.Identity()
         if isinstance(getattr(model, "aux", None), nn.ModuleDict):
             model.aux = nn.ModuleDict()
@@ -271,4 +303,4 @@ class FeatureExtractor(nn.Module):
         return self.model.forward_intermediates(x, self.out_indices, intermediates_only=True)
 
 
-__all__ = ["ClassifierHead", "FeatureExtractor", "ImageClassifier", "InceptionNet", "check_image_batch"]
+__all__ = ["ClassifierHead", "FeatureExtractor", "FeatureInfo", "ImageClassifier", "InceptionNet", "check_image_batch"]

@@ -41,8 +41,7 @@ def read_grey(path: str | Path) -> np.ndarray:
     """An image file as a (H, W) uint8 array: colour converted to grey, 16-bit scaled to 8.
 
     Raises:
-        CnnlabError: the file does not decode or is a decompression bomb, naming it.
-        FileNotFoundError: the file does not exist.
+        CnnlabError: the file does not exist, does not decode or is a decompression bomb, naming it.
     """
     return decode_image(Path(path), grey=True)
 

@@ -29,6 +29,8 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.evaluate.isbi import pixel_error, rand_error, warping_error
 from cnnlab.models.unet import valid_input_size
+from cnnlab.progress import announce
+from cnnlab.data.dataset import data_root
 from cnnlab.segment.data import kfold_splits, load_isbi2012, read_grey
 from cnnlab.segment.elastic import ElasticDeformation
 from cnnlab.segment.losses import weighted_cross_entropy
@@ -36,6 +38,7 @@ from cnnlab.segment.tiling import mirror_crop, predict_tiled
 from cnnlab.segment.weights import unet_weight_map
 from cnnlab.checkpoint import Checkpoint
 from cnnlab.train.config import IMAGE_ONLY_KEYS, options_from_dict
+from cnnlab.train.monitor import format_metric
 from cnnlab.train.task import Task, load_model, seed_from
 
 DATASETS = ("isbi2012",)
@@ -253,17 +256,19 @@ class Segmentation(Task):
             raise CnnlabError("ensembles are evaluated for image classifiers only")
         checkpoint = checkpoints[0]
         record = checkpoint.meta["task"]
-        images, cells = load_isbi2012(options.get("data_dir") or checkpoint.meta["config"]["data_dir"], "train")
+        data_dir = data_root(options.get("data_dir"), checkpoint.meta["config"]["data_dir"])
+        images, cells = load_isbi2012(data_dir, "train")
         held_out = record["val_slices"]
         # Without a fold nothing was held out (ISBI's test labels are not public): say so.
         ids, what = (held_out, f"held-out slices {held_out[0]}-{held_out[-1]}") if held_out else (
             list(range(len(images))), f"all {len(images)} training slices (nothing was held out)")
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
+        announce(f"{checkpoint.path}: overlap-tile inference on {what}, then the three ISBI errors")
         prob = cell_probabilities(model, images[ids], tile=inference_tile(checkpoint, options),
                                   batch_size=options.get("batch_size"), precision=options.get("precision") or "auto")
         scores = isbi_scores(prob, cells[ids])
-        return (f"{checkpoint.path} on isbi2012, {what}: " + ", ".join(f"{k} error {v:.4f}"
-                                                                        for k, v in scores.items()))
+        return f"{checkpoint.path} on isbi2012, {what}: " + ", ".join(
+            f"{k} error {format_metric(f'{k}_err', v)}" for k, v in scores.items())
 
     @classmethod
     def predict(cls, checkpoint: Checkpoint, inputs: list[str], options: dict[str, Any]) -> list[str]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from cnnlab.data.dataset import data_root
 from cnnlab.errors import CnnlabError
+from cnnlab.files import require_file
 
 # One file per class: name -> (folder, files in label order, class names).
 _TWO_FILE = {
@@ -318,7 +319,7 @@ class BrownCorpus:
     """
 
     def __init__(self, path: str | Path, *, lowercase: bool = False) -> None:
-        self.path = Path(path)
+        self.path = require_file(path, "NLTK's brown.zip")
         if not zipfile.is_zipfile(self.path):
             raise CnnlabError(f"{self.path} is not NLTK's brown.zip (not a zip file)")
         self.lowercase = lowercase

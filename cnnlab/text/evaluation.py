@@ -18,6 +18,7 @@ import numpy as np
 from gensim.models import keyedvectors as gensim_kv
 
 from cnnlab.errors import CnnlabError
+from cnnlab.files import require_file
 
 Question = tuple[str, str, str, str]
 
@@ -44,7 +45,7 @@ def analogy_results(wv: gensim_kv.KeyedVectors, path: str | Path, *, restrict_vo
     """
     index = _spellings(wv, restrict_vocab)
     questions = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(require_file(path, "analogy file").read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith(":"):
             continue
         words = tuple(line.lower().split())
@@ -75,7 +76,7 @@ def similarity_results(wv: gensim_kv.KeyedVectors, path: str | Path) -> list[tup
     """
     spelling = {word: wv.index_to_key[row] for word, row in _spellings(wv).items()}
     results = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(require_file(path, "word-pair file").read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split("\t")

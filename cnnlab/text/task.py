@@ -30,6 +30,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from cnnlab.data.dataset import data_root
 from cnnlab.errors import CnnlabError
+from cnnlab.evaluate.inference import eval_precision
 from cnnlab.models.textcnn import PAD_ID, TextCNN
 from cnnlab.text.datasets import TOKENIZERS, SentenceDataset, folds, load_dataset, tokenizer
 from cnnlab.text.vocab import Vocab
@@ -119,6 +120,7 @@ class TextClassification(Task):
     default_best_metric = "dev_accuracy"
     train_columns = ("train_loss", "train_accuracy")
     eval_columns = ("dev_accuracy", "test_accuracy")
+    eval_options = ("data_dir", "precision", "allow_nonfinite")
     sample_unit = "sent"
     defaults = {
         "batch_size": 50,
@@ -252,13 +254,16 @@ class TextClassification(Task):
         if len(checkpoints) > 1:
             raise CnnlabError("ensembles are evaluated for image classifiers only")
         checkpoint = checkpoints[0]
-        values = {**checkpoint.meta["config"], "data_dir": options.get("data_dir")
-                  or checkpoint.meta["config"]["data_dir"]}
+        config = checkpoint.meta["config"]
+        values = {**config, "data_dir": str(data_root(options.get("data_dir"), config["data_dir"]))}
         task = cls(TrainConfig.from_dict(values), DistContext(), torch.device("cpu"))
         if task.vocab.words != checkpoint.meta["task"]["vocab"]:
             raise CnnlabError(f"{checkpoint.path}: the dataset's vocabulary is not the one the model was trained on")
         model = load_model(checkpoint, allow_nonfinite=options.get("allow_nonfinite", False))
-        result = task.evaluate(model, contextlib.nullcontext)
+        # In the precision the Trainer evaluated in, so that eval repeats the run's numbers.
+        precision = eval_precision("cpu", options.get("precision") or "auto", config.get("precision"))
+        result = task.evaluate(model, (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16"
+                               else contextlib.nullcontext)
         return (f"{checkpoint.path} on {task.config.dataset} (fold {task.fold_index + 1}): "
                 f"test accuracy {100 * result['test_accuracy']:.2f}% ({len(task.fold.test)} sentences), "
                 f"dev accuracy {100 * result['dev_accuracy']:.2f}%")

@@ -36,14 +36,14 @@ import os
 from collections.abc import Callable, Sequence
 from numbers import Integral
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from gensim.models import keyedvectors as gensim_kv
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_open
+from cnnlab.files import atomic_open, require_file
 
 
 class KeyedVectors(gensim_kv.KeyedVectors):
@@ -163,6 +163,16 @@ class KeyedVectors(gensim_kv.KeyedVectors):
         kv = cls(dim, 0, datatype)
         kv._hold(words, vectors.astype(datatype, copy=False), np.arange(len(words), 0, -1))
         return kv
+
+
+    # gensim's evaluations read their file through smart_open: a missing one would be its traceback.
+    def evaluate_word_analogies(self, analogies: str | Path, *args: Any, **kwargs: Any) -> tuple[float, list[dict]]:
+        """gensim's ``evaluate_word_analogies``; a missing file is a one-line error."""
+        return super().evaluate_word_analogies(require_file(analogies, "analogy file"), *args, **kwargs)
+
+    def evaluate_word_pairs(self, pairs: str | Path, *args: Any, **kwargs: Any) -> tuple[Any, Any, float]:
+        """gensim's ``evaluate_word_pairs``; a missing file is a one-line error."""
+        return super().evaluate_word_pairs(require_file(pairs, "word-pair file"), *args, **kwargs)
 
 
 def is_binary_vectors(path: str | Path) -> bool:

@@ -321,6 +321,12 @@ def resolve_config(
         set_value(values, key, value)
     for assignment in overrides:
         apply_override(values, assignment)
+    # Folders recorded absolute, so that the run finds its data from any folder (see data_root).
+    if isinstance(values.get("data_dir"), str):
+        values["data_dir"] = str(Path(values["data_dir"]).expanduser().resolve())
+    dataset = values.get("dataset")
+    if isinstance(dataset, str) and dataset.startswith("folder:") and dataset.removeprefix("folder:").strip():
+        values["dataset"] = f"folder:{Path(dataset.removeprefix('folder:').strip()).expanduser().resolve()}"
     return TrainConfig.from_dict(values)
 
 

@@ -3,8 +3,11 @@ against the eager model on an example input before the file is kept."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -37,12 +40,29 @@ def _export_pt2(model: nn.Module, x: torch.Tensor, out: Path) -> float:
     return _relative_difference(torch.export.load(out).module()(x), model(x))
 
 
+@contextlib.contextmanager
+def _without_torchvision_notices() -> Iterator[None]:
+    """Hides the ONNX registry's "torchvision is not installed" warnings (one per torchvision
+    operator): cnnlab's models use no torchvision operator, so they say nothing to its user."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    registry.addFilter(_not_a_torchvision_notice)
+    try:
+        yield
+    finally:
+        registry.removeFilter(_not_a_torchvision_notice)
+
+
+def _not_a_torchvision_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("torchvision is not installed")
+
+
 def _export_onnx(model: nn.Module, x: torch.Tensor, out: Path) -> float:
     try:
         import onnxruntime
     except ImportError:
         raise CnnlabError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'cnnlab[export]'") from None
-    program = torch.onnx.export(model, (x,), dynamo=True)
+    with _without_torchvision_notices():
+        program = torch.onnx.export(model, (x,), dynamo=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         path = Path(tmp) / out.name
         program.save(str(path))

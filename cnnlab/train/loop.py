@@ -150,6 +150,8 @@ class Trainer:
         task = task_class(task_name_for(config.model))
         task.check_config(config)
         self.task = task(config, self.context, self.device)
+        for note in self.task.notes if self.context.is_main else ():
+            print(note, file=self.stream)
         self.best_metric = config.best_metric or self.task.default_best_metric
         if self.best_metric not in self.task.eval_columns:
             raise CnnlabError(f"best_metric {self.best_metric!r} is not one of this task's metrics: "

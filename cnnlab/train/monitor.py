@@ -9,15 +9,22 @@ from typing import Any
 from cnnlab.files import atomic_write_csv
 
 
+def format_metric(key: str, value: float) -> str:
+    """A metric as every command prints it: accuracies and errors (fractions in the files)
+    in %, with three significant digits below 0.1% (U-Net's warping error is about 0.04%);
+    losses to four decimals; anything else, a rate such as ``sent_per_s``, as a number."""
+    if key.endswith(("accuracy", "_err")):
+        percent = 100 * value
+        return f"{percent:.2f}%" if percent == 0 or abs(percent) >= 0.1 else f"{percent:.3g}%"
+    if key.endswith("loss"):
+        return f"{value:.4f}"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
 def format_metrics(row: dict[str, Any], columns: tuple[str, ...]) -> str:
-    """`` | test loss 0.41 top1 err 8.75%``: the evaluation metrics of a row, errors and
-    accuracies in %, losses as they are; empty when the row has none."""
-    parts = []
-    for key in columns:
-        if key in row:
-            value = row[key]
-            label = key.replace("_", " ")
-            parts.append(f"{label} {value:.4f}" if key.endswith("loss") else f"{label} {100 * value:.2f}%")
+    """`` | test loss 0.41 top1 err 8.75%``: the evaluation metrics of a row (see
+    :func:`format_metric`); empty when the row has none."""
+    parts = [f"{key.replace('_', ' ')} {format_metric(key, row[key])}" for key in columns if key in row]
     return " | " + ", ".join(parts) if parts else ""
 
 

@@ -164,6 +164,7 @@ class Task(ABC):
     def __init__(self, config: TrainConfig, context: DistContext, device: torch.device) -> None:
         self.config, self.context, self.device = config, context, device
         self.classes: list[str] = []  # the class names the labels index; set by the subclass
+        self.notes: list[str] = []  # one-line messages to the user; the Trainer prints them
 
     # ----- what the Trainer calls while training -----
 
