@@ -52,7 +52,9 @@ def test_data_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert data_root(None, tmp_path / "run's") == tmp_path / "run's", "a run's recorded folder before the default"
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "env"))
     assert data_root() == tmp_path / "env"
-    assert data_root(None, tmp_path / "run's") == tmp_path / "env", "the variable before the run's folder"
+    assert data_root(None, tmp_path / "run's") == tmp_path / "env", "the variable where the run's folder is gone"
+    (tmp_path / "run's").mkdir()
+    assert data_root(None, tmp_path / "run's") == tmp_path / "run's", "the run's own data while it exists"
     assert data_root(tmp_path / "flag", tmp_path / "run's") == tmp_path / "flag"
 
 

@@ -51,18 +51,21 @@ class ImageDataset:
 
 
 def data_root(data_dir: str | Path | None = None, recorded: str | Path | None = None) -> Path:
-    """Where datasets live: ``data_dir`` (``--data-dir``), else ``$CNNLAB_DATA``, else
-    ``recorded``, else ``~/.cache/cnnlab``.
+    """Where datasets live: ``data_dir`` (``--data-dir``), else ``recorded`` where that
+    folder exists, else ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``.
 
     The one resolution every reader uses (image datasets, the sentence sets, ISBI
     slices), so one flag or one variable points all of them at one folder. A run
     records the absolute folder it was trained from; using the run later (``cnnlab
-    eval``) passes it as ``recorded``, so the run finds its data from any folder, and
-    an explicit folder or ``$CNNLAB_DATA`` still wins.
+    eval``) passes it as ``recorded``, so the run finds the very data it trained on
+    from any folder; where that folder is gone (moved data, or an older run that
+    recorded a relative path), ``$CNNLAB_DATA`` names the new place, and an explicit
+    folder always wins.
     """
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise CnnlabError(f"--data-dir must be a folder path, got {data_dir!r}")
-    chosen = data_dir or os.environ.get("CNNLAB_DATA") or recorded or DEFAULT_ROOT
+    still_there = recorded if recorded and Path(recorded).expanduser().is_dir() else None
+    chosen = data_dir or still_there or os.environ.get("CNNLAB_DATA") or recorded or DEFAULT_ROOT
     return Path(chosen).expanduser()
 
 
