@@ -4,7 +4,7 @@
 #   1. the GPU-only tests (the ones skipped without CUDA);
 #   2. a U-Net slice (512x512, width 64) through benchmarks/unet_tile_speed.py on CUDA;
 #   3. word2vec's torch backend on CUDA: skip-gram and CBOW on Brown + Lee, words/s;
-#   4. the fast recipe (recipes/resnet_cifar_fast.yaml: bf16, compiled) on CUDA, evaluated
+#   4. the fast recipe (cnnlab/recipes/resnet_cifar_fast.yaml: bf16, compiled) on CUDA, evaluated
 #      every epoch: the time to the paper recipe's 87.86% single-crop test accuracy, then
 #      the flip test of the last checkpoint (last, in the time the budget leaves).
 #

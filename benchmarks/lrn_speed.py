@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 from cnnlab.layers import LocalResponseNorm
 
-from bench import add_threads_option, begin, load
+from bench import add_threads_option, begin, load, timed_runs
 
 # alexnet_cifar's two LRN inputs (recipes/alexnet_cifar.yaml's batch): (N, C, H, W).
 SHAPES = ((128, 32, 16, 16), (128, 32, 8, 8))
@@ -51,15 +50,8 @@ def seconds_per_pass(layer: torch.nn.Module, x: torch.Tensor, steps: int, repeat
         layer(x).sum().backward()
         x.grad = None
 
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        for _ in range(steps):
-            step()
-        times.append((time.perf_counter() - tic) / steps)
-    return times
+    _, seconds = timed_runs(step, steps, repeats, warmup=3)
+    return [s / steps for s in seconds]
 
 
 def main() -> None:

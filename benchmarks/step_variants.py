@@ -4,7 +4,7 @@ side in one process, each as a fraction of the bf16 matrix-multiply peak of the 
 The step is the trainer's (forward under bf16 autocast with channels_last, the recipe's
 loss with label smoothing, backward, the recipe's SGD with Nesterov momentum and weight
 decay) on a synthetic batch already in memory, at the batch of
-``recipes/resnet_cifar_fast.yaml``. Variants:
+``cnnlab/recipes/resnet_cifar_fast.yaml``. Variants:
 
 - ``eager``: the step as written, no compiler (the baseline every ratio is against);
 - ``compile``: ``torch.compile(model)``, as the recipe's ``compile: true`` does today;
@@ -36,23 +36,22 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch._dynamo
-import yaml
 
 from cnnlab import create_model, profile
-from cnnlab.train import build_optimizer, classification_loss
+from cnnlab.classify import classification_loss
+from cnnlab.train import build_optimizer
+from cnnlab.train.config import load_recipe
 
-from bench import add_threads_option, begin, load
+from bench import add_threads_option, begin, load, timed_runs
 from throughput import matmul_peak
 
-RECIPE = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "resnet_cifar_fast.yaml").read_text())
+RECIPE = load_recipe("resnet_cifar_fast")
 
 
 # name -> (what is compiled: "nothing", "model", "model and optimizer" or "step"; the model's
@@ -89,17 +88,8 @@ def make_step(compiled: str, options: dict[str, Any], batch: int) -> Callable[[]
 
 def measure(step: Callable[[], None], batch: int, steps: int, repeats: int, warmup: int) -> tuple[float, list[float]]:
     """Seconds of the warm-up, and images/s of each timed run."""
-    tic = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    warm = time.perf_counter() - tic
-    rates = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        for _ in range(steps):
-            step()
-        rates.append(steps * batch / (time.perf_counter() - tic))
-    return warm, rates
+    warm, seconds = timed_runs(step, steps, repeats, warmup)
+    return warm, [steps * batch / s for s in seconds]
 
 
 def main() -> None:

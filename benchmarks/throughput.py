@@ -29,6 +29,8 @@ from cnnlab import create_model, profile
 from cnnlab.classify import classification_loss
 from cnnlab.train import build_optimizer
 
+from bench import timed_runs
+
 # (model, image side, batch, classes): the two workloads.
 WORKLOADS = (("resnet20", 32, 128, 10), ("resnet50", 224, 32, 1000))
 # name -> (channels_last, bf16, compile)
@@ -70,15 +72,8 @@ def images_per_s(name: str, side: int, batch: int, classes: int, variant: tuple[
         loss.backward()
         optimizer.step()
 
-    for _ in range(warmup):  # compile happens here
-        step()
-    rates = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        for _ in range(steps):
-            step()
-        rates.append(steps * batch / (time.perf_counter() - tic))
-    return rates
+    _, seconds = timed_runs(step, steps, repeats, warmup)
+    return [steps * batch / s for s in seconds]
 
 
 def main() -> None:
