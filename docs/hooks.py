@@ -44,11 +44,21 @@ def _results() -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(STUDIES.glob("*/results.json"))]
 
 
+def _basis(check: dict[str, Any]) -> str:
+    """What a verdict rests on: a trained proxy's "reproduced" is not an analytic one."""
+    return check["kind"] if check["kind"] != "trained" else f"trained, {check['fidelity']}"
+
+
+def _label(check: dict[str, Any]) -> str:
+    # Rows true by construction are shown, never counted as reproductions (studies/README.md).
+    return "identity (not counted)" if check["kind"] == "identity" else f"{check['verdict']} ({_basis(check)})"
+
+
 def _tally(checks: list[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for check in checks:
-        counts[check["verdict"]] = counts.get(check["verdict"], 0) + 1
-    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+        counts[_label(check)] = counts.get(_label(check), 0) + 1
+    return ", ".join(f"{n} {label}" for label, n in counts.items())
 
 
 def _studies() -> str:
@@ -59,11 +69,12 @@ def _studies() -> str:
 
 def _study_page(result: dict[str, Any]) -> str:
     name = result["study"]
-    rows = [[c["claim"], c["paper"], c["measured"], f"**{c['verdict']}**"] for c in result["checks"]]
+    rows = [[c["claim"], c["paper"], c["measured"], f"**{c['verdict']}**", _basis(c), c["reason"]]
+            for c in result["checks"]]
     return "\n\n".join([
-        f"# {name}: {result['title']}",
+        f"# `{name}`: {result['title']}",
         f"Source: {result['source']}. Mode: {result['mode']}; repeat it with `{result['command']}`.",
-        _table(["claim", "paper", "measured", "verdict"], rows),
+        _table(["claim", "paper", "measured", "verdict", "kind", "why"], rows),
         f"![{name}: the figure of the committed run]({name}/figure.png)",
         f"The full report, with the arms, the machine and the verdict rule, is `studies/{name}/report.md`; "
         f"every number is in `studies/{name}/results.json`.",
