@@ -43,7 +43,8 @@ def verdict_label(check: Mapping[str, Any]) -> str:
 
 
 def _why(check: Mapping[str, Any]) -> str:
-    return f"{check.get('kind', '')}, {check.get('fidelity', '')}: {check.get('reason', '')}"
+    basis = f"{check.get('kind', '')}, {check.get('fidelity', '')}"
+    return f"{basis}: {check['reason']}" if check.get("reason") else basis
 
 
 def verdict_table(checks: Iterable[Mapping[str, Any]], reference: Mapping[str, Any] | None = None) -> list[str]:
