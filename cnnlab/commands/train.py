@@ -31,7 +31,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # What `cnnlab eval` and `cnnlab predict` options are when not given (the others: None).
 OPTION_DEFAULTS = {"protocol": "center", "precision": "auto", "device": "auto", "format": "png", "out": ".",
                    "allow_nonfinite": False, "ensemble": []}
-# U-Net inference precision (cnnlab.segment.tiling.inference_precision): bf16 where the processor has it.
+# Inference precision (cnnlab.evaluate.inference.eval_precision): bf16 where the processor has it.
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
 _PRECISION_HELP = ("U-Net: auto (bf16 autocast + channels_last on CPUs and GPUs with bf16 arithmetic, else fp32), "
                    "fp32 or bf16")

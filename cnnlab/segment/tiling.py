@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.hardware import native_bf16
+# The one precision rule for inference (bf16 where the device computes it), shared with the classifiers.
+from cnnlab.evaluate.inference import eval_precision as inference_precision
 from cnnlab.models.unet import DEPTH
 
 _GRID = 2**DEPTH
-PRECISIONS = ("auto", "fp32", "bf16")
 # Live activations of one U-Net forward pass (no_grad, fp32), in bytes per input pixel per
 # channel of ``width``. Measured by counting the bytes of the tensor storages alive at once
 # during a CPU forward pass (a TorchDispatchMode that adds each new storage and subtracts it
@@ -132,21 +132,6 @@ def choose_tile(model: nn.Module, height: int, width: int, *, memory_budget: int
             tile -= _GRID
         sides.append(tile)
     return sides[0], sides[1]
-
-
-def inference_precision(device: torch.device | str, precision: str = "auto") -> str:
-    """``"bf16"`` or ``"fp32"``: how U-Net inference computes.
-
-    ``"auto"`` is bf16 where the device has bf16 arithmetic
-    (:func:`cnnlab.hardware.native_bf16`), where bf16 autocast with channels_last
-    activations runs the paper's U-Net several times faster than fp32
-    (benchmarks/unet_results.md); fp32 elsewhere. ``"fp32"`` and ``"bf16"`` force one.
-    """
-    if precision not in PRECISIONS:
-        raise CnnlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    return "bf16" if native_bf16(device) else "fp32"
 
 
 @contextlib.contextmanager
