@@ -142,6 +142,10 @@ def test_cifar_pooling_schemes_give_the_same_sizes(pool: str, window: int) -> No
     pools = [m for m in model.modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))]
     assert [type(p) for p in pools] == [nn.MaxPool2d, nn.AvgPool2d, nn.AvgPool2d]  # as cuda-convnet's layers-18pct
     assert all((p.kernel_size, p.stride) == (window, 2) for p in pools)
+    # Section 3.4's pooling is max pooling: pool_type="max" pools by max after every layer, same sizes.
+    max_pooled = cnnlab.create_model("alexnet_cifar", pool=pool, pool_type="max")
+    assert [type(m) for m in max_pooled.modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))] == [nn.MaxPool2d] * 3
+    assert max_pooled(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
 
 
 def test_cifar_default_parameter_count() -> None:
@@ -172,7 +176,8 @@ def test_cifar_lrn_follows_the_first_two_pools_and_can_be_left_out() -> None:
 
 @pytest.mark.parametrize("option, value", [("activation", "gelu"), ("lrn", "yes"), ("lrn", 1), ("pool", "max"),
                                            ("hidden", 0), ("hidden", 2.5), ("hidden", True), ("dropout", 1.0),
-                                           ("dropout", -0.1), ("dropout", "0.5"), ("dropout", float("nan"))])
+                                           ("dropout", -0.1), ("dropout", "0.5"), ("dropout", float("nan")),
+                                           ("pool_type", "min")])
 def test_cifar_bad_options_name_the_option(option: str, value: object) -> None:
     with pytest.raises(CnnlabError, match=f"^{option} must"):
         cnnlab.create_model("alexnet_cifar", **{option: value})

@@ -149,6 +149,24 @@ def test_a_second_train_into_the_same_out_is_refused(task, runs, data, capsys) -
     assert sorted(p.name for p in runs[task].rglob("*")) == before
 
 
+def test_the_training_error_in_eval_mode_is_scored_on_the_same_training_images_in_every_run(tmp_path) -> None:
+    flags = {"dataset": "digits", "max_steps": 2, "batch_size": 32, "precision": "fp32", "deterministic": True,
+             "task": {"train_eval_images": 100}}
+    first, second = (Trainer(resolve_config("resnet20", flags={**flags, "seed": seed}), tmp_path / f"seed{seed}")
+                     for seed in (0, 1))
+    index = first.task.train_eval_index
+    assert len(index.unique()) == 100 and torch.equal(index, second.task.train_eval_index)
+    metrics = first.fit().metrics
+    # The same number by hand: the trained model in eval mode on those images, without augmentation.
+    model, task = first.model.eval(), first.task
+    x, y = task._slice(task.train_set, index, task.eval_transform, 0)
+    with torch.no_grad():
+        logits = model(x)
+    assert metrics["train_eval_top1_err"] == pytest.approx(1 - logits.argmax(1).eq(y).float().mean().item())
+    assert metrics["train_eval_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert "train_eval_top1_err" in (tmp_path / "seed0" / "metrics.csv").read_text().splitlines()[0]
+
+
 def test_eval_and_predict_a_classifier(runs, tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["eval", str(runs["classification"])]) == 0
@@ -195,7 +213,10 @@ def test_options_a_task_does_not_read_are_refused_in_one_line(runs, tmp_path, ca
          "textcnn (text task) does not use augment"),
         (["train", "unet", "--set", "normalize=auto", "--set", "label_smoothing=0.1", *nowhere],
          "unet (segmentation task) does not use normalize, label_smoothing"),
-        (["train", "resnet20", "--tile", "20", *nowhere], "resnet20 (classification task) does not use task"),
+        (["train", "resnet20", "--tile", "20", *nowhere],
+         "unknown classification task option(s) tile; valid: train_eval_images"),
+        (["train", "resnet20", "--set", "task.train_eval_images=-1", *nowhere],
+         "task option train_eval_images must be 0 or more, got -1"),
         (["train", "unet", "--set", "task.tile=big", *nowhere], "segmentation task option tile must be int"),
         (["train", "textcnn", "--set", "task.vector=x", *nowhere], "unknown text task option(s) vector; valid: "),
         (["eval", str(runs["classification"]), "--tile", "20", "--precision", "bf16"],

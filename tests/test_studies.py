@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shlex
 import shutil
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,11 +17,11 @@ import pytest
 from cnnlab.commands.cli import build_parser, main
 from cnnlab.errors import CnnlabError
 from cnnlab.studies import all_studies, get_study
-from cnnlab.studies.framework import (MODES, Arm, Findings, Mode, Run, Study, arm_config, run_name, study_run_name,
-                                      train_arm, write_rows)
+from cnnlab.studies.framework import (MODES, Arm, Convergence, Findings, Mode, Run, Study, arm_config, run_lock,
+                                      run_name, study_run_name, train_arm, write_rows)
 from cnnlab.studies.measures import compare, epochs_to, epochs_to_or_length, last_values
 from cnnlab.studies.report import write_summary
-from cnnlab.studies.runner import report_study, run_study
+from cnnlab.studies.runner import report_study, run_study, runs_root
 from cnnlab.studies.verdicts import KINDS, VERDICTS
 
 STUDIES = sorted(all_studies())
@@ -116,11 +120,12 @@ def test_a_finished_run_is_reused_and_an_unfinished_one_needs_resume(tmp_path: P
     assert train_arm(study, study.arms[0], "smoke", 0, tmp_path, resume=True).rows == first.rows
 
 
-def _toy_study(calls: list[tuple[str, int]]) -> Study:
-    """Two arms trained by a study's own trainer, which records one row and says how to repeat it."""
+def _toy_study(calls: list[tuple[str, int]], spread: float = 1.0) -> Study:
+    """Two arms trained by a study's own trainer, which records one row (scores ``spread`` apart
+    from seed to seed) and says how to repeat it."""
     def trainer(arm: Arm, keys: dict, seed: int, run_dir: Path) -> str:
         calls.append((arm.name, seed))
-        write_rows(run_dir, [{"epoch": 1, "score": keys["score"] + seed, "elapsed_s": 2.0}])
+        write_rows(run_dir, [{"epoch": 1, "score": keys["score"] + spread * seed, "elapsed_s": 2.0}])
         return f"toy {arm.name} --seed {seed}"
 
     def judge(numbers: dict, mode: str) -> Findings:
@@ -152,6 +157,65 @@ def test_a_study_with_its_own_trainer_runs_reuses_and_restarts_its_runs(tmp_path
         train_arm(study, study.arms[0], "smoke", 0, runs, resume=False)
     again = train_arm(study, study.arms[0], "smoke", 0, runs, resume=True)  # started over
     assert calls[-1] == ("a", 0) and len(calls) == 5 and again.command == first.command and again.rows == first.rows
+
+
+@pytest.mark.parametrize("within, verdict", [(0.5, "reproduced"), (None, "inconclusive")])
+def test_runs_that_miss_the_convergence_criterion_leave_the_verdicts_undecided(tmp_path: Path, within, verdict
+                                                                              ) -> None:
+    toy = _toy_study([], spread=0.1)  # b beats a by 2 with little spread: decided on 3 seeds
+    # One row a run: a criterion over one evaluation is met, one over two cannot be.
+    rule = Convergence("score", 1, within) if within else Convergence("score", 2, 0.5)
+    study = replace(toy, modes={**toy.modes, "standard": Mode(seeds=3, converge=rule)})
+    results = json.loads((run_study(study, "standard", out=tmp_path / "toy", runs_dir=tmp_path / "runs")
+                          / "results.json").read_text())
+    assert results["checks"][0]["verdict"] == verdict
+    assert results["convergence"]["rule"] == str(rule)
+    report = (tmp_path / "toy" / "report.md").read_text()
+    if within:
+        assert results["convergence"]["not_converged"] == [] and "met by every run" in report
+    else:
+        assert len(results["convergence"]["not_converged"]) == 6 and "did not converge" in results["checks"][0]["reason"]
+        assert "not met by 6 run(s)" in report
+
+
+def test_a_study_without_a_mode_says_so(tmp_path: Path) -> None:
+    with pytest.raises(CnnlabError, match="relu-vs-tanh has no standard mode yet: use one of smoke, fast, paper"):
+        run_study(get_study("relu-vs-tanh"), "standard", out=tmp_path / "x", runs_dir=tmp_path / "runs")
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from cnnlab.studies.framework import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(1)
+    Path(sys.argv[2]).touch()  # the run "finished", still under the lock
+"""
+
+
+def test_a_second_process_that_needs_a_run_being_trained_waits_for_it(tmp_path: Path) -> None:
+    run_dir = tmp_path / "resnet20-abc-seed0"
+    finished = tmp_path / "finished"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir), str(finished)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        told = io.StringIO()
+        with run_lock(run_dir, told):
+            assert finished.is_file()  # the lock came only when the first process was done with the run
+        assert told.getvalue() == (f"{run_dir.name} is being trained by another process (pid {holder.pid}): "
+                                   "waiting for it\n")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_run_bank_is_outside_the_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CNNLAB_RUNS", raising=False)
+    assert runs_root() == Path("~/.cache/cnnlab/runs").expanduser()
+    monkeypatch.setenv("CNNLAB_RUNS", str(tmp_path))
+    assert runs_root() == tmp_path
 
 
 def test_study_commands(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

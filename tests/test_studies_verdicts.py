@@ -11,9 +11,9 @@ from scipy import stats
 from cnnlab.errors import CnnlabError
 from cnnlab.studies.measures import compare, equivalent
 from cnnlab.studies.report import tally
-from cnnlab.studies.verdicts import (EXACT, IDENTITY, INCONCLUSIVE, NOT_REPRODUCED, PARTLY, PROXY, REPRODUCED,
-                                     SCALED, UNTESTABLE, Check, relative_change_interval, rounding_interval, t_test,
-                                     tost, verdict_of_statement, within)
+from cnnlab.studies.verdicts import (EXACT, IDENTITY, INCONCLUSIVE, MIN_SEEDS, NOT_REPRODUCED, PARTLY, PROXY,
+                                     REPRODUCED, SCALED, UNTESTABLE, Check, relative_change_interval, rounding_interval,
+                                     seeds_for, t_test, tost, verdict_of_statement, within)
 
 BASE = [0.100, 0.102, 0.098]
 
@@ -132,3 +132,12 @@ def test_a_check_refuses_an_unknown_label() -> None:
         Check("c", "p", "m", "same direction, smaller effect")
     with pytest.raises(CnnlabError, match="fidelity must be one of"):
         Check("c", "p", "m", REPRODUCED, fidelity="approximate")
+
+
+def test_seeds_by_power() -> None:
+    # 2 ((1.96 + 0.84) x 0.5 / 1.24)^2 = 2.6 -> 3, plus one for the t tails: ResNet-20 vs 32 in Table 6.
+    assert seeds_for(0.005, 0.0124) == 4
+    assert seeds_for(0.001, 0.02) == MIN_SEEDS  # never under three
+    assert seeds_for(0.0045, 0.004) == 21  # overlapping pooling's 0.4 points: why standard mode tests equivalence
+    with pytest.raises(CnnlabError, match="must be positive"):
+        seeds_for(0.0, 0.01)

@@ -285,3 +285,14 @@ def test_score_is_gensims_on_the_same_weights_and_tree(sg):
     # 83), which makes every term a little more negative: 2% here. The exact sums are that much higher.
     exact, tabled = ours.score(sentences[:20]), theirs.score(sentences[:20], total_sentences=20)
     assert np.allclose(exact / tabled, 0.98, atol=0.01)
+
+
+def test_fresh_input_vectors_are_drawn_as_gensims():
+    # gensim 4 draws U[-1/d, 1/d) (the C tool half that range, which costs CBOW accuracy); outputs start at zero.
+    ours, theirs = (cls(vector_size=40, min_count=2, seed=5) for cls in (Word2Vec, GensimWord2Vec))
+    for model in (ours, theirs):
+        model.build_vocab(LineSentence(LEE))
+    for vectors in (ours.wv.vectors, theirs.wv.vectors):
+        assert np.abs(vectors).max() < 1 / 40 and np.abs(vectors).max() > 0.99 / 40
+        assert np.abs(vectors).mean() == pytest.approx(0.5 / 40, rel=0.01)
+    assert not ours.syn1neg.any()

@@ -10,6 +10,7 @@ batches it would have had.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from cnnlab.evaluate.inference import eval_precision, prepare_for_inference
 from cnnlab.evaluate.protocols import center_views, class_scores, resize_shorter
 from cnnlab.registry import model_card
 from cnnlab.checkpoint import Checkpoint
-from cnnlab.train.config import input_pipeline
+from cnnlab.train.config import input_pipeline, options_from_dict
 from cnnlab.train.distributed import DistContext, pick_device, unwrap_model
 from cnnlab.train.task import Task, load_model, seed_from
 
@@ -70,13 +71,32 @@ def place_dataset(dataset: ImageDataset, device: torch.device) -> ImageDataset:
     return dataset.to(device)
 
 
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """The image classification task's options (the config's ``task`` keys).
+
+    Attributes:
+        train_eval_images: also evaluate, at each evaluation, on this many training images,
+            in eval mode and without augmentation (``train_eval_loss``, ``train_eval_top1_err``):
+            the training error a paper plots (ResNet's Figure 6, AlexNet's Figure 1), which the
+            running training error is not (it is averaged over an epoch of changing weights,
+            with augmentation and dropout on). The subset is the same for every seed and run.
+            0 leaves it out.
+    """
+
+    train_eval_images: int = 0
+
+    def __post_init__(self) -> None:
+        if self.train_eval_images < 0:
+            raise CnnlabError(f"task option train_eval_images must be 0 or more, got {self.train_eval_images}")
+
+
 class ImageClassification(Task):
     """Images to classes: cross-entropy (with label smoothing and auxiliary heads),
-    top-1 and top-5 error on the test split."""
+    top-1 and top-5 error on the test split (and, on request, on a fixed training subset)."""
 
     name = "classification"
     card_tasks = ("imagenet", "cifar")
-    unused_config = ("task",)  # image classification has no task options
     eval_options = ("dataset", "protocol", "ensemble", "data_dir", "batch_size", "device", "precision",
                     "allow_nonfinite")
     default_best_metric = "test_top1_err"
@@ -93,11 +113,18 @@ class ImageClassification(Task):
 
     def __init__(self, config: Any, context: DistContext, device: torch.device) -> None:
         super().__init__(config, context, device)
+        self.options = options_from_dict(ClassifyOptions, config.task, "classification task option ")
         self.train_set = place_dataset(self._load("train"), device)
         self.test_set = place_dataset(self._load("test"), device)
         self.classes = list(self.train_set.classes)
         if len(self.classes) <= 5:  # top-5 of five classes or fewer is always right
             self.eval_columns = ("test_loss", "test_top1_err")
+        # A fixed draw (seed 0, whatever the run's seed), so every run is scored on the same images.
+        subset = min(self.options.train_eval_images, len(self.train_set))
+        self.train_eval_index = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(0)
+                                               )[:subset].sort().values
+        if subset:
+            self.eval_columns = (*self.eval_columns, "train_eval_loss", "train_eval_top1_err")
         self.batch_size = config.batch_size
         if len(self.train_set) < config.batch_size:
             # An epoch drops its partial last batch (as timm's training loader does: fixed steps
@@ -177,23 +204,32 @@ class ImageClassification(Task):
         return {"acc": f"{100 * totals[1].item() / totals[2].item():.2f}%"}
 
     def evaluate(self, model: nn.Module, autocast: Callable) -> dict[str, float]:
-        """Test loss, top-1 and top-5 error on this rank's share of the test split, summed over ranks."""
+        """Test loss, top-1 and top-5 error (and the training subset's loss and top-1 error),
+        each rank scoring its share, summed over ranks."""
+        loss, top1, top5 = self._score(model, autocast, self.test_set, torch.arange(len(self.test_set)))
+        row = {"test_loss": loss, "test_top1_err": top1, "test_top5_err": top5}
+        if len(self.train_eval_index):
+            row["train_eval_loss"], row["train_eval_top1_err"], _ = self._score(
+                model, autocast, self.train_set, self.train_eval_index)
+        return {k: v for k, v in row.items() if k in self.eval_columns}
+
+    def _score(self, model: nn.Module, autocast: Callable, dataset: ImageDataset, index: torch.Tensor
+               ) -> tuple[float, float, float]:
+        """Mean loss, top-1 and top-5 error on ``dataset[index]``, through the eval transform."""
         ctx = self.context
         # Hybrid parallelism evaluates the same batches on every rank (its dense layers span them).
         whole = getattr(model, "evaluates_whole_batches", False)
         parts, part = (1, 0) if whole else (ctx.world_size, ctx.rank)
-        share = torch.arange(len(self.test_set)).tensor_split(parts)[part]
         totals = torch.zeros(4, dtype=torch.float64, device=self.device)
-        for index in share.split(self.config.eval_batch_size):
-            x, y = self._slice(self.test_set, index, self.eval_transform, 0)
+        for batch in index.tensor_split(parts)[part].split(self.config.eval_batch_size):
+            x, y = self._slice(dataset, batch, self.eval_transform, 0)
             with autocast():
                 logits = model(x).float()
             hits = topk_correct(logits, y, (1, 5))
             totals += torch.tensor([F.cross_entropy(logits, y, reduction="sum").item(), hits[1], hits[5], len(y)],
                                    dtype=torch.float64, device=self.device)
         loss, top1, top5, n = (totals if whole else ctx.all_reduce_sum(totals)).tolist()
-        row = {"test_loss": loss / n, "test_top1_err": 1 - top1 / n, "test_top5_err": 1 - top5 / n}
-        return {k: v for k, v in row.items() if k in self.eval_columns}
+        return loss / n, 1 - top1 / n, 1 - top5 / n
 
     # ----- using a trained model -----
 

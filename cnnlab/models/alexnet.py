@@ -144,6 +144,9 @@ def alexnet_owt(*, num_classes: int, in_chans: int, dropout: float = 0.5, conv1_
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLS = ("overlapping", "non-overlapping")
+# Which pooling follows each convolution: cuda-convnet's layers-18pct (max after conv1, average
+# after conv2 and conv3), or max after all three, the pooling section 3.4 is about.
+POOL_TYPES = {"mixed": ("max", "avg", "avg"), "max": ("max", "max", "max")}
 
 
 def _cifar_pool(pool: str, kind: str) -> tuple[nn.Module, str]:
@@ -239,10 +242,13 @@ class AlexNetCifar(ImageClassifier):
         hidden: width of a hidden dense layer before the class layer, or None (the
             four-layer net: three convolutions and the class layer).
         dropout: drop probability on the inputs of the dense layers (section 4.2).
+        pool_type: "mixed" (cuda-convnet's max, average, average) or "max" (max pooling after
+            every convolution, as section 3.4 pools).
     """
 
     def __init__(self, *, in_chans: int, num_classes: int, activation: str = "relu", lrn: bool = True,
-                 pool: str = "overlapping", hidden: int | None = None, dropout: float = 0.0) -> None:
+                 pool: str = "overlapping", hidden: int | None = None, dropout: float = 0.0,
+                 pool_type: str = "mixed") -> None:
         super().__init__(in_chans=in_chans, num_classes=num_classes)
         if activation not in ACTIVATIONS:
             raise CnnlabError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
@@ -250,15 +256,17 @@ class AlexNetCifar(ImageClassifier):
             raise CnnlabError(f"lrn must be True or False, got {lrn!r}")
         if pool not in POOLS:
             raise CnnlabError(f"pool must be one of {POOLS}, got {pool!r}")
+        if pool_type not in POOL_TYPES:
+            raise CnnlabError(f"pool_type must be one of {tuple(POOL_TYPES)}, got {pool_type!r}")
         if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1):
             raise CnnlabError(f"hidden must be a positive number of units or None (no hidden layer), got {hidden!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise CnnlabError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-        # cuda-convnet's layers-18pct pools by max after conv1 and by average after conv2
-        # and conv3; it puts the normalisation after the first two pools.
-        self.add_stage("conv1", _cifar_stage(in_chans, 32, activation, pool, "max", lrn))
-        self.add_stage("conv2", _cifar_stage(32, 32, activation, pool, "avg", lrn))
-        self.add_stage("conv3", _cifar_stage(32, 64, activation, pool, "avg", lrn=False))
+        # cuda-convnet's layers-18pct puts the normalisation after the first two pools.
+        kinds = POOL_TYPES[pool_type]
+        self.add_stage("conv1", _cifar_stage(in_chans, 32, activation, pool, kinds[0], lrn))
+        self.add_stage("conv2", _cifar_stage(32, 32, activation, pool, kinds[1], lrn))
+        self.add_stage("conv3", _cifar_stage(32, 64, activation, pool, kinds[2], lrn=False))
         self.head = CifarHead(64, 4, num_classes, hidden=hidden, dropout=dropout, activation=activation)
         # PyTorch's default initialisation for the convolutions and the hidden layer: section
         # 5's N(0, 0.01) with unit biases is the ImageNet net's (biases of 1 feed ReLUs, not
@@ -280,7 +288,8 @@ _CIFAR_CARD = cifar_card(
            "form (k=2, n=5, alpha=1e-4, beta=0.75), not cuda-convnet's within-channel size-3 one. "
            "The options are the case studies: activation='tanh' (section 3.1, ReLU vs tanh), lrn=False "
            "(section 3.3), pool='non-overlapping' (section 3.4: 2x2 stride 2 against 3x3 stride 2, both "
-           "32 -> 16 -> 8 -> 4), hidden=N and dropout=p (a hidden fc layer, dropout before the dense layers, "
+           "32 -> 16 -> 8 -> 4), pool_type='max' (max pooling after every convolution, the pooling section 3.4 "
+           "compares), hidden=N and dropout=p (a hidden fc layer, dropout before the dense layers, "
            "section 4.2; hidden=64, lrn=False is cuda-convnet's layers-80sec). No error rate on the card: "
            "section 3.3's 13% / 11% (without / with normalisation) match cuda-convnet's "
            "layers-conv-local-13pct / -11pct (64-64 conv, two locally-connected layers, translated and "
@@ -291,7 +300,8 @@ _CIFAR_CARD = cifar_card(
 
 @with_card(_CIFAR_CARD)
 def alexnet_cifar(*, num_classes: int, in_chans: int, activation: str = "relu", lrn: bool = True,
-                  pool: str = "overlapping", hidden: int | None = None, dropout: float = 0.0) -> AlexNetCifar:
+                  pool: str = "overlapping", hidden: int | None = None, dropout: float = 0.0,
+                  pool_type: str = "mixed") -> AlexNetCifar:
     """The four-layer CIFAR-10 net of sections 3.1 and 3.3, with the paper's comparisons as options.
 
     Args:
@@ -300,6 +310,7 @@ def alexnet_cifar(*, num_classes: int, in_chans: int, activation: str = "relu", 
         pool: "overlapping" (3x3 stride 2) or "non-overlapping" (2x2 stride 2), section 3.4.
         hidden: units of a hidden fc layer before the class layer, or None.
         dropout: on the inputs of the dense layers (section 4.2), in [0, 1).
+        pool_type: "mixed" (cuda-convnet's max, average, average) or "max" (every pool, section 3.4).
     """
     return AlexNetCifar(activation=activation, lrn=lrn, pool=pool, hidden=hidden, dropout=dropout,
-                        in_chans=in_chans, num_classes=num_classes)
+                        pool_type=pool_type, in_chans=in_chans, num_classes=num_classes)

@@ -17,7 +17,7 @@ def _list(args: argparse.Namespace) -> int:
 
     for study in all_studies().values():
         kind = f"trains {len(study.arms)} arms" if study.trained else "analytic"
-        times = ", ".join(f"{mode} {_minutes(study.modes[mode].minutes)}" for mode in MODES)
+        times = ", ".join(f"{mode} {_minutes(study.modes[mode].minutes)}" for mode in MODES if mode in study.modes)
         print(f"{study.name:<22} {study.title}\n{'':<22} {study.source}; {kind}; {times}")
     return 0
 
@@ -56,11 +56,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run one study; writes results.json, figure.png and report.md")
     p.add_argument("name", help="a study's name (see `cnnlab study list`)")
     p.add_argument("--mode", default="fast", choices=MODES,
-                   help="smoke: seconds, for tests; fast (default): minutes on a CPU; paper: the paper's scale")
+                   help="smoke: seconds, for tests; fast (default): minutes on a CPU; standard: the design that decides "
+                        "the claim on 2 CPU cores (hours; studies that have one); paper: the paper's scale")
     p.add_argument("--seeds", type=int, help="runs per arm (the mode's by default)")
     p.add_argument("--out", help="the study's folder (default: runs/study-results/NAME; the committed reference "
                                  "is studies/NAME)")
-    p.add_argument("--runs", help="where the training runs go, shared by all studies (default: runs/studies)")
+    p.add_argument("--runs", help="the run bank: where the training runs go, shared by all studies and checkouts "
+                                  "(default: $CNNLAB_RUNS, else ~/.cache/cnnlab/runs)")
     p.add_argument("--resume", action="store_true",
                    help="continue unfinished runs and rewrite the study's results in --out")
     p.set_defaults(func=_run)

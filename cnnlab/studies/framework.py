@@ -14,26 +14,50 @@ way.
 Runs are shared: a run's directory is named by its model, a digest of its resolved
 config and its seed, so two studies (or two modes) that need the same run train it
 once. A finished run is reused; an unfinished one (a killed study) is continued with
-``--resume`` (a study's own trainer starts it over).
+``--resume`` (a study's own trainer starts it over). Two processes that need the same run
+at once do not both train it: a lock beside the run directory makes the second wait for the
+first, and then reuse its run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
+
+from filelock import FileLock, Timeout
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write, atomic_write_csv, read_metrics
 from cnnlab.studies.verdicts import RULE, Check
 
-MODES = ("smoke", "fast", "paper")
+MODES = ("smoke", "fast", "standard", "paper")
 # Config keys that say where a run's data and compute are, not what the run is.
 _NOT_IDENTITY = ("data_dir", "device", "seed")
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """When a run counts as converged: its schedule ran to the end (a finished run), and
+    ``metric`` moved by at most ``within`` over its last ``evaluations`` evaluations."""
+
+    metric: str
+    evaluations: int
+    within: float
+
+    def __str__(self) -> str:
+        return (f"the schedule ran to its end and {self.metric} moved by at most {100 * self.within:g} points over "
+                f"the last {self.evaluations} evaluations")
+
+    def met_by(self, run: Run) -> bool:
+        values = run.series(self.metric)[1][-self.evaluations:]
+        return len(values) == self.evaluations and max(values) - min(values) <= self.within
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,9 @@ class Mode:
         note: what this mode reduces against the paper, for the report.
         recipe: the recipe this mode starts from, instead of the study's (the paper's own
             schedule in paper mode, say).
+        converge: the convergence criterion the mode's runs must meet (standard mode), or
+            None; runs that miss it are named in the report and leave the trained verdicts
+            undecided.
     """
 
     seeds: int = 1
@@ -57,10 +84,14 @@ class Mode:
     arms: tuple[str, ...] = ()
     note: str = ""
     recipe: str | None = None
+    converge: Convergence | None = None
 
 
 # Analytic studies compute exact numbers: every mode is the same, and quick.
 ANALYTIC_MODES = {mode: Mode(minutes=0.2, note="exact (no training): every mode is the same") for mode in MODES}
+# The modes a trained study must define; ``standard`` (the design that decides the claim at
+# scaled fidelity on 2 CPU cores) is being added study by study.
+REQUIRED_MODES = ("smoke", "fast", "paper")
 # The smoke mode of a trained study: two steps of every arm on scikit-learn's digits
 # (shipped with cnnlab, no download) scaled to 32x32, for the tests. Never a result.
 SMOKE = Mode(seeds=1, minutes=0.1, note="smoke: two steps on 8x8 digits scaled to 32x32; the numbers mean nothing",
@@ -145,7 +176,7 @@ class Study:
             a legend, a title naming the paper's figure or table).
         arms: the configurations to train; none for an analytic study.
         recipe: the recipe every arm starts from (a shipped name or a path).
-        modes: ``smoke``, ``fast`` and ``paper``.
+        modes: ``smoke``, ``fast`` and ``paper``, and ``standard`` where the study has one.
         rule: what the study adds to the common rule (:data:`cnnlab.studies.verdicts.RULE`): its
             margins, ceilings, proxies; stated in the report.
         trainer: trains the arms of a study the Trainer cannot (None: the Trainer, ``cnnlab
@@ -170,7 +201,7 @@ class Study:
     trainer: Callable[[Arm, Mapping[str, Any], int, Path], str] | None = None
 
     def __post_init__(self) -> None:
-        missing = [m for m in MODES if m not in self.modes]
+        missing = [m for m in REQUIRED_MODES if m not in self.modes]
         if missing:
             raise CnnlabError(f"study {self.name} defines no {', '.join(missing)} mode")
         names = {arm.name for arm in self.arms}
@@ -179,8 +210,18 @@ class Study:
             if unknown:
                 raise CnnlabError(f"study {self.name}, mode {mode_name}: unknown arm(s) {', '.join(unknown)}")
 
+    def mode(self, name: str) -> Mode:
+        """The mode called ``name``.
+
+        Raises:
+            CnnlabError: the study has no such mode.
+        """
+        if name not in self.modes:
+            raise CnnlabError(f"study {self.name} has no {name} mode yet: use one of {', '.join(self.modes)}")
+        return self.modes[name]
+
     def recipe_of(self, mode: str) -> str | None:
-        return self.modes[mode].recipe or self.recipe
+        return self.mode(mode).recipe or self.recipe
 
     @property
     def trained(self) -> bool:
@@ -191,7 +232,7 @@ class Study:
         return f"{RULE} {self.rule}" if self.rule else RULE
 
     def arms_of(self, mode: str) -> tuple[Arm, ...]:
-        chosen = self.modes[mode].arms
+        chosen = self.mode(mode).arms
         return tuple(a for a in self.arms if not chosen or a.name in chosen)
 
 
@@ -201,7 +242,7 @@ class Study:
 def arm_keys(study: Study, arm: Arm, mode: str) -> dict[str, Any]:
     """The config keys of one arm in one mode: the mode's, then the arm's (the arm wins: it is
     what the study varies)."""
-    return {**study.modes[mode].config, **arm.config}
+    return {**study.mode(mode).config, **arm.config}
 
 
 def arm_config(study: Study, arm: Arm, mode: str, seed: int) -> Any:
@@ -249,16 +290,38 @@ def write_rows(run_dir: Path, rows: Sequence[Mapping[str, float]]) -> None:
     atomic_write_csv(run_dir / "metrics.csv", list(dict.fromkeys(key for row in rows for key in row)), rows)
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: Path, stream: TextIO | None = None) -> Iterator[None]:
+    """Holds the lock of one run directory: a second process that needs the same run waits
+    here, told which process trains it, until the first has finished (or died)."""
+    lock = FileLock(run_dir.with_name(run_dir.name + ".lock"))
+    owner = run_dir.with_name(run_dir.name + ".owner")  # the holder's pid, for the waiting one's message
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = owner.read_text().strip() if owner.is_file() else "unknown"
+        print(f"{run_dir.name} is being trained by another process (pid {holder}): waiting for it",
+              file=stream, flush=True)
+        lock.acquire()
+    try:
+        owner.write_text(f"{os.getpid()}\n")
+        yield
+    finally:
+        lock.release()
+
+
 def _train_own(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, resume: bool) -> Run:
     """:func:`train_arm` with the study's own trainer; the run's command is the one its trainer
     returned, kept in the ``.done`` marker."""
     run_dir = runs_dir / study_run_name(study, arm, mode, seed)
     done = run_dir.with_name(run_dir.name + ".done")
-    if not done.is_file():
-        if run_dir.is_dir() and any(run_dir.iterdir()) and not resume:
-            raise CnnlabError(f"{run_dir} holds an unfinished run of this study: pass --resume to start it over")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(done, f"{study.trainer(arm, arm_keys(study, arm, mode), seed, run_dir)}\n".encode())
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        if not done.is_file():
+            if run_dir.is_dir() and any(run_dir.iterdir()) and not resume:
+                raise CnnlabError(f"{run_dir} holds an unfinished run of this study: pass --resume to start it over")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(done, f"{study.trainer(arm, arm_keys(study, arm, mode), seed, run_dir)}\n".encode())
     return Run(arm.name, seed, run_dir, done.read_text().strip(), read_metrics(run_dir / "metrics.csv"))
 
 
@@ -273,10 +336,12 @@ def train_arm(study: Study, arm: Arm, mode: str, seed: int, runs_dir: Path, *, r
     run_dir = runs_dir / run_name(config)
     done = run_dir.with_name(run_dir.name + ".done")  # beside the run: a run directory holds only the trainer's files
     command = train_command(study, arm, mode, seed, run_dir)
-    if not done.is_file():
-        started = any((run_dir / "checkpoints").glob("*.json"))
-        if started and not resume:
-            raise CnnlabError(f"{run_dir} holds an unfinished run of this study: pass --resume to continue it")
-        train(config, run_dir, resume=started, stream=stream)
-        atomic_write(done, f"{command}\n".encode())
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir, stream):
+        if not done.is_file():
+            started = any((run_dir / "checkpoints").glob("*.json"))
+            if started and not resume:
+                raise CnnlabError(f"{run_dir} holds an unfinished run of this study: pass --resume to continue it")
+            train(config, run_dir, resume=started, stream=stream)
+            atomic_write(done, f"{command}\n".encode())
     return Run(arm.name, seed, run_dir, command, read_metrics(run_dir / "metrics.csv"))

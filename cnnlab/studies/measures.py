@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 from cnnlab.studies.framework import Run
-from cnnlab.studies.verdicts import (INCONCLUSIVE, PARTLY, PROXY, TRAINED, Check, Test, decide_difference,
+from cnnlab.studies.verdicts import (INCONCLUSIVE, PARTLY, PROXY, SCALED, TRAINED, Check, Test, decide_difference,
                                      decide_equivalence, mean_std, t_test, tost)
 
 
@@ -15,11 +15,21 @@ def last_values(runs: Mapping[str, Sequence[Run]], key: str) -> dict[str, list[f
     return {arm: [r.last(key) for r in arm_runs] for arm, arm_runs in runs.items()}
 
 
+def training_errors(runs: Mapping[str, Sequence[Run]]) -> tuple[str, dict[str, list[float]]]:
+    """The final training errors and their column: in eval mode on the fixed training subset
+    (``train_eval_top1_err``) where every run measured it (standard mode), else the running
+    error of the last epoch (``train_top1_err``: averaged over changing weights, with
+    augmentation and dropout on)."""
+    key = ("train_eval_top1_err" if all("train_eval_top1_err" in r.rows[-1] for rs in runs.values() for r in rs)
+           else "train_top1_err")
+    return key, last_values(runs, key)
+
+
 def _points(run: Run, key: str) -> list[tuple[float, float]]:
     """``key``'s rows as (epoch, value): a training row is the mean over the span since the row
-    before it, so it sits at that span's middle; an evaluation row at its epoch."""
+    before it, so it sits at that span's middle; an evaluation row (``train_eval_*`` too) at its epoch."""
     epochs, values = run.series(key)
-    if not key.startswith("train_"):
+    if not key.startswith("train_") or key.startswith("train_eval_"):
         return list(zip(epochs, values))
     starts = [0.0, *epochs[:-1]]
     return [((start + end) / 2, v) for start, end, v in zip(starts, epochs, values)]
@@ -70,6 +80,13 @@ def _record(low_name: str, low: Sequence[float], high_name: str, high: Sequence[
     return {"arms": {low_name: list(low), high_name: list(high)}, "paired": paired, "test": test.record(),
             "effect": test.effect, "ci95": list(test.ci95) if test.ci95 else None, "paper_effect": paper_effect,
             "log": ratio, **extra}
+
+
+def fidelity_of(mode: str, standard: str = SCALED) -> str:
+    """A trained check's fidelity in ``mode``: ``standard`` (``scaled`` where the study trains
+    the paper's network on the paper's data, ``proxy`` where it does not) for the converged runs
+    of standard mode; ``proxy`` in the other modes, whose schedules stop before convergence."""
+    return standard if mode == "standard" else PROXY
 
 
 def compare(claim: str, paper: str, lower: tuple[str, Sequence[float]], higher: tuple[str, Sequence[float]],

@@ -104,7 +104,7 @@ def write_report(study: Study, results: Mapping[str, Any], path: Path, *,
                  reference: Mapping[str, Any] | None = None) -> None:
     """``report.md``: the claim, the verdict table (with ``reference``, the committed verdicts
     beside), the figure, and how it was measured."""
-    mode = study.modes[results["mode"]]
+    mode = study.mode(results["mode"])
     lines = [f"# {study.name}: {study.title}", "", f"> {study.quote}", ">", f"> {study.source}", ""]
     if results["mode"] == "smoke":
         lines += ["**Smoke mode: a test of the machinery. These numbers are not results.**", ""]
@@ -119,6 +119,12 @@ def write_report(study: Study, results: Mapping[str, Any], path: Path, *,
               f"- machine: {_machine_line(results)}",
               *([f"- runs: {results['runs_note']}"] if results.get("runs_note") else []),
               f"- mode: {results['mode']}" + (f" ({mode.note})" if mode.note else "")]
+    convergence = results.get("convergence")
+    if convergence:
+        missed = convergence["not_converged"]
+        lines.append(f"- convergence: {convergence['rule']}; " + (
+            f"not met by {len(missed)} run(s): {', '.join(missed)} (their trained verdicts are left inconclusive)"
+            if missed else "met by every run"))
     if study.trained:
         start = "its own trainer's defaults" if study.trainer else study.recipe_of(results["mode"]) or "the task defaults"
         lines += [f"- seeds: {results['seeds']} per arm; starting from: {start}"

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,10 +27,17 @@ from cnnlab.files import atomic_write, read_metrics
 from cnnlab.hardware import machine
 from cnnlab.studies.framework import MODES, Run, Runs, Study, train_arm
 from cnnlab.studies.report import write_figure, write_report
+from cnnlab.studies.verdicts import DECIDED, INCONCLUSIVE, TRAINED, Check
 
 REFERENCE = Path("studies")  # the committed results, one folder a study
 USER_RESULTS = Path("runs") / "study-results"  # where a user's study run writes by default
-RUNS = Path("runs") / "studies"  # the training runs, shared by every study
+
+
+def runs_root() -> Path:
+    """The run bank, where studies' training runs live, shared by every study and every
+    checkout: ``$CNNLAB_RUNS``, else ``~/.cache/cnnlab/runs`` (outside any checkout, so a fresh
+    clone reuses the runs an older one trained)."""
+    return Path(os.environ.get("CNNLAB_RUNS") or Path("~/.cache/cnnlab/runs")).expanduser()
 
 
 def _keep(run: Run, folder: Path) -> str:
@@ -62,10 +70,31 @@ def _reference(study: Study, out: Path) -> dict[str, Any] | None:
     return json.loads(committed.read_text())
 
 
+def _convergence(study: Study, mode: str, runs: Runs) -> dict[str, Any] | None:
+    """The mode's convergence criterion and the runs that missed it (None: the mode states none)."""
+    rule = study.mode(mode).converge
+    if rule is None:
+        return None
+    return {"rule": str(rule),
+            "not_converged": [r.run_dir.name for arm_runs in runs.values() for r in arm_runs if not rule.met_by(r)]}
+
+
+def _unconverged(checks: list[Check], convergence: dict[str, Any] | None) -> list[Check]:
+    """The trained checks left undecided where runs missed the mode's convergence criterion: a
+    verdict on runs still moving would be about where they stopped, not about the claim."""
+    missed = (convergence or {}).get("not_converged")
+    if not missed:
+        return checks
+    reason = f"{len(missed)} run(s) did not converge ({convergence['rule']})"
+    return [replace(c, verdict=INCONCLUSIVE, reason=reason) if c.kind == TRAINED and c.verdict in DECIDED else c
+            for c in checks]
+
+
 def _write(study: Study, results: dict[str, Any], runs: Runs, out: Path) -> Path:
     """Judges ``results['numbers']``, then writes ``results.json``, the figure and the report."""
     findings = study.judge(results["numbers"], results["mode"])
-    results = {**results, "checks": [c.to_dict() for c in findings.checks], "notes": findings.notes}
+    checks = _unconverged(findings.checks, results.get("convergence"))
+    results = {**results, "checks": [c.to_dict() for c in checks], "notes": findings.notes}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "results.json", (json.dumps(results, indent=1) + "\n").encode())
     write_figure(lambda fig: study.draw(fig, runs, results["numbers"]), out / "figure.png")
@@ -84,11 +113,11 @@ def run_study(study: Study, mode: str = "fast", *, seeds: int | None = None, out
     """
     if mode not in MODES:
         raise CnnlabError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    seeds = study.modes[mode].seeds if seeds is None else seeds
+    seeds = study.mode(mode).seeds if seeds is None else seeds
     if seeds < 1:
         raise CnnlabError(f"--seeds must be a positive integer, got {seeds}")
     out = Path(out) if out else USER_RESULTS / study.name
-    runs_dir = Path(runs_dir) if runs_dir else RUNS
+    runs_dir = Path(runs_dir) if runs_dir else runs_root()
     if (out / "results.json").exists() and not resume:
         raise CnnlabError(f"{out} already holds this study's results: pass --resume to reuse its runs "
                           "and rewrite them, or choose another --out")
@@ -114,6 +143,7 @@ def run_study(study: Study, mode: str = "fast", *, seeds: int | None = None, out
                              if r.rows), 1),
         "machine": {**machine(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]},
         "numbers": numbers,
+        "convergence": _convergence(study, mode, runs),
         "runs": [{"arm": r.arm, "seed": r.seed, "run": _keep(r, out), "command": r.command,
                   "final": r.rows[-1] if r.rows else {}} for arm_runs in runs.values() for r in arm_runs],
     }

@@ -194,6 +194,17 @@ def tost(lower: Sequence[float], higher: Sequence[float], margin: float, *, pair
 # ----- the decisions -----
 
 
+def seeds_for(spread: float, effect: float, *, power: float = 0.8) -> int:
+    """Seeds per arm for a two-sided test at :data:`ALPHA` to find a true ``effect`` with
+    probability ``power``, when runs spread by ``spread`` (the standard deviation of one arm's
+    values): the normal approximation 2 ((z_a + z_b) spread / effect)^2, plus one seed for the
+    t distribution's wider tails, and never under :data:`MIN_SEEDS`."""
+    if spread <= 0 or effect <= 0:
+        raise CnnlabError(f"spread and effect must be positive, got {spread} and {effect}")
+    z = stats.norm.ppf(1 - ALPHA / 2) + stats.norm.ppf(power)
+    return max(MIN_SEEDS, math.ceil(2 * (z * spread / effect) ** 2) + 1)
+
+
 def decide_difference(test: Test, seeds: int, fidelity: str, paper_effect: float | None,
                       ceiling: float | None = None, *, direction_only: bool = False) -> tuple[str, str]:
     """The verdict and its reason on a claim that the effect is positive, and ``paper_effect``

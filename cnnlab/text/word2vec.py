@@ -7,8 +7,9 @@ too: sub-sampling of frequent words with keep probability
 (sqrt(f / t) + 1) * t / f, f being a word's share of the corpus; a dynamic window
 (each centre word draws its window uniformly from 1..window); negative samples from
 the unigram distribution raised to 0.75; a Huffman tree for hierarchical softmax;
-a learning rate decaying linearly to ``min_alpha`` over all epochs; inputs
-initialised U[-0.5/d, 0.5/d] and outputs at zero.
+a learning rate decaying linearly to ``min_alpha`` over all epochs; outputs
+initialised at zero, inputs U[-1/d, 1/d] as gensim 4 draws them (the C tool's
+U[-0.5/d, 0.5/d] costs CBOW analogy accuracy, benchmarks/word2vec_vs_gensim.md).
 
 Two backends train the same model. ``native`` (the default on CPU) is the C
 tool's loop: pair by pair, plain SGD, in a small C kernel compiled when cnnlab is
@@ -404,11 +405,10 @@ class Word2Vec:
         self._refresh_wv()
 
     def _init_weights(self) -> None:
-        """Fresh weights for the vocabulary: inputs U[-0.5/d, 0.5/d] from ``seed``, outputs at zero."""
+        """Fresh weights for the vocabulary: inputs drawn from ``seed`` (:func:`_input_vectors`), outputs at zero."""
         size, dim, dev = len(self.vocab), self.vector_size, self.device
         self._gen = torch.Generator(device=dev).manual_seed(self.seed)
-        init_gen = torch.Generator().manual_seed(self.seed)
-        self.syn0 = ((torch.rand(size, dim, generator=init_gen) - 0.5) / dim).to(dev)
+        self.syn0 = _input_vectors(size, dim, self.seed).to(dev)
         self.syn1neg = torch.zeros(size, dim, device=dev) if self.negative else None
         if self.hs:
             self.syn1 = torch.zeros(size - 1, dim, device=dev)
@@ -417,8 +417,7 @@ class Word2Vec:
         """Rows for ``gained`` new words: fresh inputs, zero outputs; the old rows stay as trained (gensim's
         ``update_weights``)."""
         dim, dev = self.vector_size, self.device
-        init_gen = torch.Generator().manual_seed(self.seed + len(self.syn0))  # new words, new draws
-        self.syn0 = torch.cat([self.syn0, ((torch.rand(gained, dim, generator=init_gen) - 0.5) / dim).to(dev)])
+        self.syn0 = torch.cat([self.syn0, _input_vectors(gained, dim, self.seed + len(self.syn0)).to(dev)])  # new draws
         if self.syn1neg is not None:
             self.syn1neg = torch.cat([self.syn1neg, torch.zeros(gained, dim, device=dev)])
         if self.hs:
@@ -1032,6 +1031,12 @@ def _corpus(corpus_iterable: Corpus | None, corpus_file: str | os.PathLike | Non
             "(e.g. cnnlab.text.datasets.LineCorpus), not a generator or iterator"
         )
     return corpus_iterable
+
+
+def _input_vectors(rows: int, dim: int, seed: int) -> torch.Tensor:
+    """Fresh input vectors, uniform on [-1/dim, 1/dim) as gensim 4 draws them (the C tool's range
+    is half as wide: CBOW's analogy accuracy on the benchmark corpus is lower with it)."""
+    return (torch.rand(rows, dim, generator=torch.Generator().manual_seed(seed)) * 2 - 1) / dim
 
 
 def _keep_probabilities(counts: np.ndarray, sample: float) -> torch.Tensor:

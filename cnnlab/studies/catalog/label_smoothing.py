@@ -100,7 +100,7 @@ STUDY = Study(
     arms=(Arm("smoothing", "resnet20", {"label_smoothing": EPSILON}, f"epsilon {EPSILON}"),
           Arm("none", "resnet20", {"label_smoothing": 0.0}, "no smoothing")),
     recipe=RESNET_CIFAR_RECIPE,
-    modes=resnet_cifar_modes(12, 510),
+    modes=resnet_cifar_modes(12, 510, standard_minutes=150),
     measure=measure,
     judge=judge,
     draw=draw,

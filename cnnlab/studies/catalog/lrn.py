@@ -7,7 +7,7 @@ from typing import Any
 
 from cnnlab.studies import plots
 from cnnlab.studies.framework import Arm, Findings, Runs, Study
-from cnnlab.studies.measures import compare, last_values
+from cnnlab.studies.measures import compare, fidelity_of, last_values
 from cnnlab.studies.settings import ALEXNET_CIFAR_MODES, ALEXNET_CIFAR_RECIPE
 
 
@@ -24,7 +24,8 @@ def measure(runs: Runs, mode: str) -> dict[str, Any]:
 def judge(numbers: Mapping[str, Any], mode: str) -> Findings:
     errors = numbers["test_top1_err"]
     return Findings([compare("test error without LRN - with LRN", "13% vs 11%: 2 points (CIFAR-10, this network)",
-                             ("with LRN", errors["lrn"]), ("without", errors["no-lrn"]), PAPER_GAIN)])
+                             ("with LRN", errors["lrn"]), ("without", errors["no-lrn"]), PAPER_GAIN,
+                             fidelity=fidelity_of(mode))])
 
 
 def draw(fig: Any, runs: Runs, numbers: Mapping[str, Any]) -> None:

@@ -7,16 +7,28 @@ from typing import Any
 
 from cnnlab.studies import plots
 from cnnlab.studies.framework import Arm, Findings, Runs, Study
-from cnnlab.studies.measures import compare, last_values
+from dataclasses import replace
+
+from cnnlab.studies.measures import compare, equivalent, last_values, training_errors
 from cnnlab.studies.settings import ALEXNET_CIFAR_MODES, ALEXNET_CIFAR_RECIPE
 
 LABELS = {"overlapping": "z=3, s=2", "non-overlapping": "z=2, s=2"}
+# "Reduces the error by 0.4%": an effect this small would need about 20 seeds an arm against the
+# fast runs' spread (verdicts.seeds_for(0.0045, 0.004) = 21), so standard mode also tests the
+# claim as an equivalence: the schemes agree within 1 point, which the paper's 0.4 lies inside.
+MARGIN = 0.01
+# Section 3.4 pools by max; standard mode pools by max after every layer (the four-layer net's
+# cuda-convnet layout averages after conv2 and conv3).
+_STANDARD = ALEXNET_CIFAR_MODES["standard"]
+MODES = {**ALEXNET_CIFAR_MODES, "standard": replace(
+    _STANDARD, config={**_STANDARD.config, "model_kwargs.pool_type": "max"},
+    note=f"{_STANDARD.note}; max pooling after every layer, as section 3.4's")}
 
 
 def measure(runs: Runs, mode: str) -> dict[str, Any]:
     test = last_values(runs, "test_top1_err")
-    train = last_values(runs, "train_top1_err")
-    return {"test_top1_err": test, "train_top1_err": train,
+    key, train = training_errors(runs)
+    return {"test_top1_err": test, "train_top1_err": train, "training_error": key,
             "gap": {arm: [t - r for t, r in zip(test[arm], train[arm])] for arm in runs}}
 
 
@@ -30,6 +42,10 @@ def judge(numbers: Mapping[str, Any], mode: str) -> Findings:
                 "\"slightly more difficult to overfit\" (no number)",
                 ("overlapping", gap["overlapping"]), ("non-overlapping", gap["non-overlapping"]), None),
     ]
+    if mode == "standard":
+        checks.insert(1, equivalent("test error: z=2,s=2 and z=3,s=2 within a point", "0.4 points apart (ImageNet)",
+                                    ("overlapping", test["overlapping"]), ("non-overlapping", test["non-overlapping"]),
+                                    MARGIN))
     notes = ["The paper measured on ImageNet with the full AlexNet; this is its CIFAR-10 four-layer network, "
              "whose poolings give the same output sizes either way (32, 16, 8, 4)."]
     return Findings(checks, notes)
@@ -49,7 +65,7 @@ STUDY = Study(
     arms=(Arm("overlapping", "alexnet_cifar", {}, "z=3, s=2"),
           Arm("non-overlapping", "alexnet_cifar", {"model_kwargs.pool": "non-overlapping"}, "z=2, s=2")),
     recipe=ALEXNET_CIFAR_RECIPE,
-    modes=ALEXNET_CIFAR_MODES,
+    modes=MODES,
     measure=measure,
     judge=judge,
     draw=draw,

@@ -16,7 +16,9 @@ TARGET = 0.25  # Figure 1: "reaches a 25% training error rate"
 # "no regularization of any kind was employed"), and a constant rate (a decaying one would
 # make the time to 25% depend on the schedule's length).
 FITTING = {"augment": [], "schedule": {"name": "constant"}, "optimizer.weight_decay": 0.0}
-MODES = with_config(ALEXNET_CIFAR_MODES, **FITTING)
+# No standard mode yet: its design (each activation's rate from a small sweep, as the paper chose
+# each network's) is still to be built.
+MODES = with_config({m: mode for m, mode in ALEXNET_CIFAR_MODES.items() if m != "standard"}, **FITTING)
 # Fast mode trains 10 epochs here, so that ReLU gets to 25% (at about 7) and tanh has the chance.
 MODES["fast"] = replace(MODES["fast"], minutes=28, config={**MODES["fast"].config, "epochs": 10},
                         note="10 epochs of the four-layer network, 3 seeds")

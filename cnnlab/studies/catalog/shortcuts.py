@@ -59,7 +59,7 @@ STUDY = Study(
     arms=(Arm("A", "resnet20", {}, "option A"), Arm("B", "resnet20", {"model_kwargs.shortcut": "B"}, "option B"),
           Arm("C", "resnet20", {"model_kwargs.shortcut": "C"}, "option C")),
     recipe=RESNET_CIFAR_RECIPE,
-    modes=resnet_cifar_modes(18, 800),
+    modes=resnet_cifar_modes(18, 800, standard_minutes=135, standard_seeds=3),
     measure=measure,
     judge=judge,
     draw=draw,

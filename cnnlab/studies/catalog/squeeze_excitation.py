@@ -58,7 +58,7 @@ STUDY = Study(
     arms=(Arm("resnet20", "resnet20", {}, "ResNet-20"), Arm("se", "resnet20", {"model_kwargs.se": True},
                                                             "SE-ResNet-20")),
     recipe=RESNET_CIFAR_RECIPE,
-    modes=resnet_cifar_modes(12, 540),
+    modes=resnet_cifar_modes(12, 540, standard_minutes=160),
     measure=measure,
     judge=judge,
     draw=draw,
