@@ -336,3 +336,75 @@ def test_every_command_prints_fractions_in_percent_and_rates_as_numbers() -> Non
     assert format_metric("val_warping_err", 0.000353) == "0.0353%", "small errors keep three digits"
     assert format_metric("test_loss", 0.41234) == "0.4123"
     assert format_metric("sent_per_s", 1393.95) == "1,394"
+
+
+def quick_classifier(**flags):
+    """A few deterministic steps of the four-layer CIFAR net on the digits (44 steps an epoch of 32)."""
+    return resolve_config("alexnet_cifar", flags={"dataset": "digits", "batch_size": 32, "precision": "fp32",
+                                                  "deterministic": True, "preprocess": [{"name": "resize", "size": 32}],
+                                                  "compile": False, "channels_last": False, **flags})
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_eval_every_steps_evaluates_within_epochs_and_at_their_ends(tmp_path) -> None:
+    config = quick_classifier(max_steps=50, eval_every_steps=20)
+    steps_per_epoch = Trainer(config, tmp_path / "probe").steps_per_epoch
+    Trainer(config, tmp_path / "run").fit()
+    rows = _rows(tmp_path / "run")
+    evaluated = [int(r["step"]) for r in rows if r["test_top1_err"]]
+    assert evaluated == sorted({20, 40, steps_per_epoch, 50}), "every 20 steps, at the epoch's end and the run's"
+    assert [float(r["epoch"]) for r in rows] == [round(s / steps_per_epoch, 4) for s in evaluated]
+
+
+def test_a_run_killed_between_evaluations_within_an_epoch_resumes_bit_exactly(tmp_path) -> None:
+    config = quick_classifier(max_steps=12, eval_every_steps=4, checkpoint_every=1)
+    straight = Trainer(config, tmp_path / "straight").fit()
+
+    def kill(step: int, path: Path) -> None:
+        if step == 6:  # between the evaluations at steps 4 and 8
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, tmp_path / "killed", on_checkpoint=kill).fit()
+    resumed = Trainer(config, tmp_path / "killed", resume=True).fit()
+    assert resumed.step == straight.step == 12
+    expected = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.json")
+    got = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.json")
+    for key, value in expected.tensors.items():
+        assert torch.equal(value, got.tensors[key]), key
+    assert [r["step"] for r in _rows(tmp_path / "killed")] == [r["step"] for r in _rows(tmp_path / "straight")]
+    assert [r["test_top1_err"] for r in _rows(tmp_path / "killed")] == [
+        r["test_top1_err"] for r in _rows(tmp_path / "straight")]
+
+
+def test_stop_at_ends_the_run_at_the_first_evaluation_that_reaches_the_target(tmp_path) -> None:
+    whole = quick_classifier(max_steps=30, eval_every_steps=5)
+    Trainer(whole, tmp_path / "whole").fit()
+    errors = [(int(r["step"]), float(r["test_top1_err"])) for r in _rows(tmp_path / "whole")]
+    target = min(e for _, e in errors[1:])  # reached at some evaluation after the first
+    first = next(step for step, e in errors if e <= target)
+    stopped = quick_classifier(max_steps=30, eval_every_steps=5, stop_at={"metric": "test_top1_err", "value": target})
+    result = Trainer(stopped, tmp_path / "stopped").fit()
+    assert result.step == first and result.metrics["test_top1_err"] <= target
+    assert [int(r["step"]) for r in _rows(tmp_path / "stopped")][-1] == first
+    # A resumed run that had reached its target stays where it stopped.
+    assert Trainer(stopped, tmp_path / "stopped", resume=True).fit().step == first
+
+
+def test_stop_at_and_eval_every_steps_are_checked_and_recorded_only_when_set(tmp_path) -> None:
+    for bad in ({"metric": "test_top1_err"}, {"metric": "test_top1_err", "value": "low"}, {"value": 0.25}):
+        with pytest.raises(CnnlabError, match="stop_at must be a metric and a number"):
+            quick_classifier(stop_at=bad)
+    with pytest.raises(CnnlabError, match="eval_every_steps must be a positive integer"):
+        quick_classifier(eval_every_steps=0)
+    with pytest.raises(CnnlabError, match="stop_at.metric 'dev_accuracy' is not one of this task's metrics"):
+        Trainer(quick_classifier(stop_at={"metric": "dev_accuracy", "value": 0.9}), tmp_path / "run")
+    # Unset, they stay out of the record: the configs (and run names) of earlier runs are unchanged.
+    assert not {"stop_at", "eval_every_steps"} & set(quick_classifier().to_dict())
+    assert quick_classifier(eval_every_steps=5).to_dict()["eval_every_steps"] == 5

@@ -179,8 +179,10 @@ def test_runs_that_miss_the_convergence_criterion_leave_the_verdicts_undecided(t
 
 
 def test_a_study_without_a_mode_says_so(tmp_path: Path) -> None:
-    with pytest.raises(CnnlabError, match="relu-vs-tanh has no standard mode yet: use one of smoke, fast, paper"):
-        run_study(get_study("relu-vs-tanh"), "standard", out=tmp_path / "x", runs_dir=tmp_path / "runs")
+    toy = _toy_study([])
+    study = replace(toy, modes={m: mode for m, mode in toy.modes.items() if m != "standard"})
+    with pytest.raises(CnnlabError, match="toy has no standard mode yet: use one of smoke, fast, paper"):
+        run_study(study, "standard", out=tmp_path / "x", runs_dir=tmp_path / "runs")
 
 
 HOLDER = """
@@ -267,9 +269,11 @@ def test_relu_vs_tanh_fits_without_regularisation_as_figure_1() -> None:
     study = get_study("relu-vs-tanh")
     for mode in MODES:
         configs = [arm_config(study, arm, mode, 0) for arm in study.arms_of(mode)]
-        assert all(c.optimizer["weight_decay"] == 0.0 and c.optimizer["lr"] == configs[0].optimizer["lr"]
+        assert all(c.optimizer["weight_decay"] == 0.0 and not c.augment and c.schedule == {"name": "constant"}
                    for c in configs)
-    assert [c.model_kwargs["activation"] for c in configs] == ["relu", "tanh"]
+        if mode != "standard":  # one shared rate; standard sweeps each activation's (test_studies_relu_vs_tanh.py)
+            assert len({c.optimizer["lr"] for c in configs}) == 1
+            assert [c.model_kwargs["activation"] for c in configs] == ["relu", "tanh"]
 
 
 def test_test_protocols_pair_the_shared_models_and_leave_the_rescaling_protocols_unjudged() -> None:

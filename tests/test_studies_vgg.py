@@ -119,3 +119,40 @@ def test_the_analysis_gives_the_verdicts_its_numbers_give() -> None:
     notes = " ".join(findings.notes)
     assert "E stayed near chance" in notes and "equivalence within ±1 point" in notes
     assert numbers["cost_32x32"]["E"]["macs"] > numbers["cost_32x32"]["A"]["macs"]
+
+
+def test_standard_trains_five_arms_to_the_end_of_a_20_epoch_schedule() -> None:
+    study = get_study("vgg-depth")
+    mode = study.mode("standard")
+    assert [a.name for a in study.arms_of("standard")] == ["A", "A-LRN", "C", "D", "E"]
+    assert mode.converge is not None and mode.seeds >= 3
+    for arm in study.arms_of("standard"):
+        config = arm_config(study, arm, "standard", 0)
+        assert config.epochs == vgg_depth.STANDARD_EPOCHS and config.eval_every == 1
+        assert config.model_kwargs["width"] == 0.25 and config.schedule["name"] == "cosine"
+
+
+def test_standard_judges_the_claims_its_arms_can_and_says_which_it_leaves_out() -> None:
+    runs = _runs({"A": (0.200, 0.203, 0.201), "A-LRN": (0.201, 0.202, 0.200), "C": (0.190, 0.192, 0.191),
+                  "D": (0.180, 0.182, 0.181), "E": (0.175, 0.176, 0.177)}, stuck="")
+    findings = vgg_depth.STUDY.judge(vgg_depth.STUDY.measure(runs, "standard"), "standard")
+    verdicts = {c.claim.split(": ")[-1]: (c.verdict, c.fidelity) for c in findings.checks}
+    assert verdicts == {"test error of A - E": (REPRODUCED, "proxy"), "test error of C - D": (REPRODUCED, "proxy"),
+                        "test error of A-LRN - A": (REPRODUCED, "proxy")}
+    assert "B left out of standard mode for time" in findings.notes[1]
+
+
+def test_the_standard_arms_run_end_to_end_on_the_digits(tmp_path: Path) -> None:
+    import json
+    from dataclasses import replace
+
+    from cnnlab.studies.framework import SMOKE
+    from cnnlab.studies.runner import run_study
+
+    standard = vgg_depth.STUDY.mode("standard")
+    smoke = replace(vgg_depth.STUDY, modes={**vgg_depth.STUDY.modes, "smoke": replace(standard, seeds=1, config={
+        **standard.config, **SMOKE.config, "model_kwargs.width": 0.25})})
+    results = json.loads((run_study(smoke, "smoke", out=tmp_path / "out", runs_dir=tmp_path / "runs")
+                          / "results.json").read_text())
+    assert [r["arm"] for r in results["runs"]] == list(vgg_depth.STANDARD_ARMS)
+    assert len(results["checks"]) == 3 and results["convergence"]["rule"] == str(standard.converge)

@@ -35,6 +35,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # the one that was interrupted.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "data_dir", "device", "parallel", "dense_batches")
 PARALLELS = ("ddp", "hybrid")
+# Keys a config records only when set: they came after runs were banked under digests of
+# their configs (cnnlab.studies.framework.run_name), and a key recorded at its default would
+# rename every one of those runs.
+RECORDED_WHEN_SET = ("eval_every_steps", "stop_at")
 # The image pipeline and the image loss's smoothing: the text and U-Net tasks read none of them.
 IMAGE_ONLY_KEYS = ("image_size", "preprocess", "augment", "normalize", "label_smoothing", "on_corrupt")
 # The recipes shipped inside the package (so a wheel carries them), found by name:
@@ -142,6 +146,8 @@ class TrainConfig:
         seed: seeds the weights, the data order and the augmentation.
         deterministic: use only deterministic kernels, so a seed gives one result.
         eval_every: evaluate on the test split every this many epochs.
+        eval_every_steps: also evaluate every this many steps, within epochs too (a
+            time-to-accuracy claim measured between epoch ends); None: at epoch ends only.
         eval_batch_size: batch size for evaluation.
         checkpoint_every: also checkpoint every this many steps (0: at epoch ends only).
         best_metric: the evaluation metric that picks the ``best`` checkpoint, e.g.
@@ -149,6 +155,9 @@ class TrainConfig:
             is better); None for the task's own (:mod:`cnnlab.train.task`).
         patience: stop after this many evaluations without a better ``best_metric``
             (early stopping); None to train the whole schedule.
+        stop_at: ``{"metric": ..., "value": ...}``: stop at the first evaluation where the
+            metric reaches the value (at or below it; at or above it for an accuracy), e.g.
+            AlexNet's Figure 1 trains until a 25% training error; None to train the whole schedule.
         folds: k > 1 runs k-fold cross-validation, one run per fold in ``fold-K/``
             (:func:`cnnlab.train.crossval.cross_validate`); 1 uses the standard split.
         fold: which fold (1-based) this run trains; set by the cross-validation driver.
@@ -186,10 +195,12 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     eval_every: int = 1
+    eval_every_steps: int | None = None
     eval_batch_size: int = 512
     checkpoint_every: int = 0
     best_metric: str | None = None
     patience: int | None = None
+    stop_at: dict[str, Any] | None = None
     folds: int = 1
     fold: int | None = None
     task: dict[str, Any] = field(default_factory=dict)
@@ -207,7 +218,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "folds"):
             if getattr(self, name) < 1:
                 raise CnnlabError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("max_steps", "patience", "fold"):
+        for name in ("max_steps", "eval_every_steps", "patience", "fold"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise CnnlabError(f"{name} must be a positive integer or null, got {getattr(self, name)!r}")
         if self.fold is not None and self.fold > self.folds:
@@ -234,10 +245,17 @@ class TrainConfig:
         for key, value in self.optimizer.items():
             if key not in ("name", "betas", "nesterov", "foreach", "maximize") and not _is_number(value):
                 raise CnnlabError(f"optimizer.{key} must be a number, got {value!r}")
+        if self.stop_at is not None and (set(self.stop_at) != {"metric", "value"}
+                                         or not isinstance(self.stop_at["metric"], str)
+                                         or not _is_number(self.stop_at["value"])):
+            raise CnnlabError(f"stop_at must be a metric and a number, e.g. {{metric: train_eval_top1_err, "
+                              f"value: 0.25}}, got {self.stop_at!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON- and YAML-serialisable copy."""
-        return dataclasses.asdict(self)
+        """A plain, JSON- and YAML-serialisable copy (without the :data:`RECORDED_WHEN_SET`
+        keys that are not set)."""
+        values = dataclasses.asdict(self)
+        return {k: v for k, v in values.items() if k not in RECORDED_WHEN_SET or v is not None}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

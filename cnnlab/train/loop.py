@@ -153,9 +153,11 @@ class Trainer:
         for note in self.task.notes if self.context.is_main else ():
             print(note, file=self.stream)
         self.best_metric = config.best_metric or self.task.default_best_metric
-        if self.best_metric not in self.task.eval_columns:
-            raise CnnlabError(f"best_metric {self.best_metric!r} is not one of this task's metrics: "
-                              f"{', '.join(self.task.eval_columns)}")
+        stop_metric = config.stop_at["metric"] if config.stop_at else None
+        for key, metric in (("best_metric", self.best_metric), ("stop_at.metric", stop_metric)):
+            if metric is not None and metric not in self.task.eval_columns:
+                raise CnnlabError(f"{key} {metric!r} is not one of this task's metrics: "
+                                  f"{', '.join(self.task.eval_columns)}")
         self.model = self._build_model()
         # Hybrid: the dense layers are cut to this rank's rows here, before the optimiser sees them.
         self.hybrid = (HybridParallel(self.model, self.context, config.dense_batches)
@@ -171,6 +173,7 @@ class Trainer:
         self.lr = 0.0
         self.best: dict[str, Any] = {}
         self.evals_since_best = 0
+        self.reached = False  # stop_at's target, at the last evaluation
         self.last_path: Path | None = None
         self._prepare_run_dir(resume)
         net = self.hybrid if self.hybrid is not None else wrap_model(self.model, self.context, self.device)
@@ -265,6 +268,7 @@ class Trainer:
             restore_rng(checkpoint)
             self.step = checkpoint.step
             self.evals_since_best = checkpoint.meta.get("evals_since_best", 0)
+            self.reached = self._reaches(checkpoint.meta["metrics"])
             self.last_path = checkpoint.path
             return checkpoint
         raise CnnlabError(f"no checkpoint in {checkpoints} can be resumed ({len(candidates)} of "
@@ -323,7 +327,7 @@ class Trainer:
     # ----- the loop -----
 
     def fit(self) -> TrainResult:
-        """Trains until ``epochs``, ``max_steps`` or early stopping; returns how it ended."""
+        """Trains until ``epochs``, ``max_steps``, early stopping or ``stop_at``; returns how it ended."""
         start = time.perf_counter()
         metrics: dict[str, Any] = {}
         was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -332,16 +336,25 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
         try:
-            while self.step < self.total_steps and not self._patience_spent():
+            while self.step < self.total_steps and not self._patience_spent() and not self.reached:
                 epoch = self.step // self.steps_per_epoch
-                train_row, progress = self._train_epoch(epoch)
-                metrics = self._end_epoch(epoch, train_row, progress, start)
+                train_row, progress = self._train_span(epoch)
+                metrics = self._end_span(epoch, train_row, progress, start)
         finally:
             if self.context.is_main:
                 self.log.close()
             torch.use_deterministic_algorithms(was_deterministic)
         return TrainResult(self.run_dir, self.step, self.step / self.steps_per_epoch, metrics, self.best,
                            time.perf_counter() - start, self.context.is_main)
+
+    def _reaches(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` holds stop_at's metric at its target (at or below it; at or above it
+        for an accuracy)."""
+        target = self.config.stop_at
+        if target is None or target["metric"] not in row:
+            return False
+        value = row[target["metric"]]
+        return value >= target["value"] if higher_is_better(target["metric"]) else value <= target["value"]
 
     def _patience_spent(self) -> bool:
         """Early stopping: ``patience`` evaluations in a row without a better best metric."""
@@ -356,11 +369,15 @@ class Trainer:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _train_epoch(self, epoch: int) -> tuple[dict[str, float], Progress]:
-        """Trains from the current step to the end of ``epoch`` (or of the run)."""
+    def _train_span(self, epoch: int) -> tuple[dict[str, float], Progress]:
+        """Trains from the current step to the end of ``epoch`` (or of the run), or to the
+        next evaluation due within it (``eval_every_steps``)."""
         cfg, task = self.config, self.task
         first = self.step - epoch * self.steps_per_epoch
         stop = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
+        every = cfg.eval_every_steps
+        if every:
+            stop = min(stop, (self.step // every + 1) * every - epoch * self.steps_per_epoch)
         progress = Progress(f"epoch {epoch + 1}/{math.ceil(self.total_steps / self.steps_per_epoch)}",
                             stop - first, task.sample_unit, self.stream)
         self.model.train()
@@ -408,15 +425,19 @@ class Trainer:
         self.task.after_step(self.model)
         return stats.cpu()
 
-    def _end_epoch(self, epoch: int, train_row: dict[str, float], progress: Progress, start: float
-                   ) -> dict[str, Any]:
-        """Evaluates when due, reports, logs and checkpoints; returns the epoch's row."""
+    def _end_span(self, epoch: int, train_row: dict[str, float], progress: Progress, start: float
+                  ) -> dict[str, Any]:
+        """Evaluates when due (at the end of every ``eval_every``-th epoch, every
+        ``eval_every_steps`` steps, and at the end of the run), reports, logs and checkpoints;
+        returns the span's row."""
         cfg = self.config
         finished = self.step >= self.total_steps
         row: dict[str, Any] = {"epoch": round(self.step / self.steps_per_epoch, 4), "step": self.step,
                                "lr": self.lr, **train_row}
-        if (epoch + 1) % cfg.eval_every == 0 or finished:
+        epoch_end = self.step % self.steps_per_epoch == 0 and (epoch + 1) % cfg.eval_every == 0
+        if epoch_end or finished or (cfg.eval_every_steps and self.step % cfg.eval_every_steps == 0):
             row.update(self.evaluate())
+            self.reached = self._reaches(row)
         if self.best_metric in row:  # a U-Net trained on every slice has nothing held out to score
             value = row[self.best_metric]
             self.schedule.observe(1 - value if higher_is_better(self.best_metric) else value)

@@ -17,8 +17,9 @@ from typing import Any
 from cnnlab.analysis.profile import profile
 from cnnlab.studies import plots
 from cnnlab.studies.framework import SMOKE, Arm, Findings, Mode, Runs, Study
-from cnnlab.studies.measures import compare, equivalent, last_values
-from cnnlab.studies.verdicts import mean_std
+from cnnlab.studies.measures import compare, equivalent, fidelity_of, last_values
+from cnnlab.studies.settings import CONVERGED
+from cnnlab.studies.verdicts import PROXY, mean_std
 
 # Table 1's configurations as registered, and their weight layers.
 CONFIGS = {"A": ("vgg11", 11), "A-LRN": ("vgg11_lrn", 11), "B": ("vgg13", 13), "C": ("vgg16_c", 16),
@@ -37,7 +38,15 @@ LRN_MARGIN = 0.01  # "does not improve": A-LRN and A within a point (see the not
 CHANCE = 0.9  # ten classes: a network that has not started to learn
 HIDDEN = 512  # fc6 and fc7 in recipes/vgg_cifar.yaml
 # Every convolution's maps times this: a quarter of Table 1's widths keeps six arms in the fast budget.
-WIDTHS = {"smoke": 0.25, "fast": 0.25, "paper": 1.0}
+WIDTHS = {"smoke": 0.25, "fast": 0.25, "standard": 0.25, "paper": 1.0}
+# Standard mode: the recipe's schedule (a one-epoch warm-up, cosine decay to zero) fitted into
+# 20 epochs, long enough for the ordering by depth to settle. All six arms would take about 3 h
+# for 3 seeds (the fast runs' 23-37 s an epoch an arm); B is left out (2.6 h): its three claims
+# are the chain's small steps, while A-E, C-D and the LRN equivalence span the table. Every arm
+# starts from scratch: B-E from a trained A (the paper's way, `init_from`) would put a run
+# directory of the bank into their configs, and He's initialisation trains them without it.
+STANDARD_ARMS = ("A", "A-LRN", "C", "D", "E")
+STANDARD_EPOCHS = 20
 
 
 def _modes() -> dict[str, Mode]:
@@ -46,6 +55,15 @@ def _modes() -> dict[str, Mode]:
         "fast": Mode(seeds=2, minutes=12, config={"epochs": 2, "eval_every": 1},
                      note="2 epochs of the recipe (60 in it), every convolution at a quarter of Table 1's width "
                           "(16 to 128 maps), 2 seeds"),
+        # 3 seeds: converged CIFAR runs spread by about 0.3 points (the fast runs, 2 epochs in, are
+        # far from it), at which 3 seeds find Table 3's steps of about a point
+        # (verdicts.seeds_for(0.003, 0.01) = 3); the claims are judged on direction (Table 3 is
+        # ImageNet). Minutes: 20 epochs of the five arms, about 150 s an epoch together, 3 times.
+        "standard": Mode(seeds=3, minutes=160, arms=STANDARD_ARMS, converge=CONVERGED,
+                         config={"epochs": STANDARD_EPOCHS, "eval_every": 1},
+                         note=f"{STANDARD_EPOCHS} epochs of the recipe's schedule (warm-up, cosine decay to zero), "
+                              "every convolution at a quarter of Table 1's width, evaluated every epoch; A, A-LRN, "
+                              "C, D and E (B left out for time); 3 seeds"),
         "paper": Mode(seeds=3, minutes=4000, note="the recipe's 60 epochs at Table 1's widths, 3 seeds"),
     }
     return {name: replace(mode, config={**mode.config, "model_kwargs.width": WIDTHS[name]})
@@ -98,14 +116,22 @@ def measure(runs: Runs, mode: str) -> dict[str, Any]:
 
 def judge(numbers: Mapping[str, Any], mode: str) -> Findings:
     test, train = numbers["test_top1_err"], numbers["train_top1_err"]
+    fidelity = fidelity_of(mode, PROXY)  # Table 3 is ImageNet
     checks = [compare(claim, f"{said}: {PAPER[high]}% vs {PAPER[low]}% (Table 3, ImageNet)", (low, test[low]),
-                      (high, test[high]), (PAPER[high] - PAPER[low]) / 100, direction_only=True)
-              for claim, low, high, said in CLAIMS]
+                      (high, test[high]), (PAPER[high] - PAPER[low]) / 100, direction_only=True, fidelity=fidelity)
+              for claim, low, high, said in CLAIMS if low in test and high in test]
     checks.append(equivalent("LRN does not improve on A: test error of A-LRN - A", "A-LRN does not improve on A: "
                              f"{PAPER['A-LRN']}% vs {PAPER['A']}% (Table 3, ImageNet)", ("A", test["A"]),
-                             ("A-LRN", test["A-LRN"]), LRN_MARGIN))
+                             ("A-LRN", test["A-LRN"]), LRN_MARGIN, fidelity=fidelity))
     notes = _notes(train, test, numbers["cost_32x32"])
-    if mode != "paper":
+    left_out = [arm for arm in CONFIGS if arm not in test]
+    if left_out:
+        notes.insert(0, f"{', '.join(left_out)} left out of {mode} mode for time: the claims that need "
+                        f"{'it' if len(left_out) == 1 else 'them'} are fast mode's.")
+    if mode == "standard":
+        notes.insert(0, f"The recipe's schedule (a one-epoch warm-up, cosine decay to zero) fitted into "
+                        f"{numbers['epochs']:g} epochs: a short schedule run to its end, not Table 3's 74 epochs.")
+    elif mode != "paper":
         notes.insert(0, f"A short schedule ({mode} mode: {numbers['epochs']:g} of the recipe's 60 epochs) "
                         "compares how fast each network learns, not the converged errors of Table 3: deeper plain "
                         "networks without batch norm start slower (why the paper started B to E from A's weights), "
