@@ -3,7 +3,9 @@ that read the paper's observations off it, the efficiency study's verdicts, the 
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,8 @@ from cnnlab.studies import get_study
 from cnnlab.analysis.feature_reuse import feature_reuse_matrices
 from cnnlab.studies.catalog.densenet_efficiency import PAPER_EPOCHS
 from cnnlab.studies.catalog.densenet_feature_reuse import reuse_checks, statistics
-from cnnlab.studies.framework import MODES, Run, arm_config, run_name
+from cnnlab.studies.framework import SMOKE, Run, arm_config, run_name
+from cnnlab.studies.runner import run_study
 from cnnlab.studies.verdicts import EXACT, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, UNTESTABLE
 
 
@@ -153,3 +156,16 @@ def test_densenet_efficiency_standard_judges_the_proxy_pair_by_direction() -> No
     study = get_study("densenet-efficiency")
     (check,) = [c for c in study.judge(study.measure(runs, "standard"), "standard").checks if c.kind == "trained"]
     assert check.verdict == REPRODUCED and check.fidelity == "proxy" and check.details["direction_only"]
+
+
+def test_the_proxy_pair_trains_and_is_judged_end_to_end_in_its_standard_configuration(tmp_path: Path) -> None:
+    study = get_study("densenet-efficiency")
+    # Standard mode's arms and recipe, for two steps on the digits: the smoke of the proxy design.
+    smoke = replace(study.mode("standard"), config={**study.mode("standard").config, **SMOKE.config}, seeds=1,
+                    converge=None)
+    out = run_study(replace(study, modes={**study.modes, "standard": smoke}), "standard", out=tmp_path / "out",
+                    runs_dir=tmp_path / "runs")
+    results = json.loads((out / "results.json").read_text())
+    assert [r["arm"] for r in results["runs"]] == ["densenet_bc40", "resnet20"]
+    (trained,) = [c for c in results["checks"] if c["kind"] == "trained"]
+    assert trained["fidelity"] == "proxy" and trained["verdict"] == "inconclusive"  # one seed
