@@ -90,7 +90,9 @@ def judge(numbers: Mapping[str, Any], mode: str) -> Findings:
              "and a flip: cnnlab's scale_augment, He et al. section 3.4 scaled to CIFAR), against the centre view of "
              "the same models.",
              f"Ensembles: disjoint groups of {MEMBERS} models in seed order, each against the mean error of its own "
-             f"members; ensembles of the first k models (overlapping, not judged): {sizes}."]
+             f"members; ensembles of the first k models (overlapping, not judged): {sizes}.",
+             "Every view is evaluated in the precision its run trained in (bf16 where the processor has it: "
+             "cnnlab.evaluate.inference), the same for every protocol."]
     return Findings(checks, notes)
 
 
