@@ -193,9 +193,10 @@ MODES = {
                  note="fold 1 of 5 (held out: slices 0-5) x 2 seeds; U-Net width 8 (0.49M parameters, the paper's "
                       "31M at width 64), 196 px output tiles (the paper's 388), 60 epochs of 24 tiles = 1,440 steps "
                       "(the paper: about 10 GPU hours)"),
-    # The schedule is constant (the paper's): converged when the held-out pixel error moved by at
-    # most half a point over the last three evaluations (the last 40 epochs).
-    "standard": Mode(seeds=1, minutes=125, converge=Convergence("val_pixel_err", evaluations=3, within=0.005),
+    # The schedule is constant (the paper's), so the error keeps wobbling a little: converged when
+    # the held-out pixel error moved by at most a point over the last three evaluations (40 epochs;
+    # the fast runs' two seeds differ by up to 1.6 points).
+    "standard": Mode(seeds=1, minutes=125, converge=Convergence("val_pixel_err", evaluations=3, within=0.01),
                      config={**CPU, **SMALL, "epochs": STANDARD_EPOCHS, "eval_every": 20},
                      note=f"all 5 folds, one seed a fold (the folds pair the conditions); U-Net width 8, 196 px "
                           f"tiles, {STANDARD_EPOCHS} epochs of 24 tiles = {STANDARD_EPOCHS * 24:,} steps"),
