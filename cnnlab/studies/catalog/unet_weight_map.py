@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.evaluate.isbi import split_merge_scores, v_info, v_rand, warping_error
 from cnnlab.studies import plots
 from cnnlab.studies.framework import Arm, Convergence, Findings, Mode, Run, Runs, Study
 from cnnlab.studies.measures import compare, fidelity_of, percent
@@ -75,8 +76,6 @@ def predict_held_out(run: Run, images: np.ndarray) -> tuple[list[int], np.ndarra
 
 def scores_of(prob: np.ndarray, cells: np.ndarray) -> dict[str, float]:
     """The challenge's current scores and the warping error at :data:`THRESHOLD` of held-out slices."""
-    from cnnlab.evaluate.isbi import split_merge_scores, v_info, v_rand, warping_error
-
     at = split_merge_scores(prob, cells, THRESHOLD)
     return {"v_rand": v_rand(prob, cells), "v_info": v_info(prob, cells),
             **{k: at[k] for k in ("rand_split", "rand_merge", "info_split", "info_merge")},
