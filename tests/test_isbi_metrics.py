@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.evaluate.isbi import _SIMPLE, pixel_error, rand_error, warp, warping_error
+from cnnlab.evaluate.isbi import (_SIMPLE, pixel_error, rand_error, split_merge_scores, v_info, v_rand, warp,
+                                 warping_error)
 
 N = 30 * 30
 
@@ -110,3 +111,43 @@ def test_bad_inputs():
         pixel_error(np.zeros((4, 4)), np.zeros((4, 5)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         rand_error(np.full((4, 4), 255.0), np.zeros((4, 4)))
+
+
+# ----- V_Rand and V_Info after border thinning -----
+
+
+def test_a_perfect_map_scores_one_and_a_thicker_border_costs_nothing_after_thinning() -> None:
+    truth = with_wall(one_cell())
+    assert split_merge_scores(truth, truth) == dict.fromkeys(
+        ("rand_split", "rand_merge", "info_split", "info_merge", "v_rand", "v_info"), 1.0)
+    eroded = np.zeros_like(truth)
+    eroded[7:23, 7:13] = eroded[7:23, 18:23] = True  # both cells shrunk by 2 px: borders 5 px wide
+    assert v_rand(eroded, truth) == v_info(eroded, truth) == 1.0
+    assert rand_error(eroded, truth) > 0  # the old Rand error counts the border's width
+
+
+def test_a_wall_through_one_cell_is_a_split_and_no_merge() -> None:
+    scores = split_merge_scores(with_wall(one_cell()), one_cell())
+    assert scores["rand_merge"] == scores["info_merge"] == 1.0  # each segment lies in the one cell
+    # The wall joins one side: 200 + 200 or 220 + 180 of the cell's 400 pixels.
+    assert scores["rand_split"] in (pytest.approx(2 * 200**2 / 400**2), pytest.approx((220**2 + 180**2) / 400**2))
+    assert scores["info_split"] == 0.0  # the segments say nothing the one cell does not
+
+
+def test_two_cells_in_one_segment_are_a_merge_and_all_membrane_merges_everything() -> None:
+    truth = with_wall(one_cell())  # two cells of 200 and 180 pixels
+    scores = split_merge_scores(one_cell(), truth)
+    assert scores["rand_split"] == scores["info_split"] == 1.0 and scores["info_merge"] == 0.0
+    assert scores["rand_merge"] == pytest.approx((200**2 + 180**2) / 380**2)
+    assert scores["v_rand"] == pytest.approx(rand_f(1.0, 1.0 / scores["rand_merge"], 1.0))
+    membrane = split_merge_scores(np.zeros_like(truth), truth)  # thinned to one segment
+    assert membrane["rand_merge"] == scores["rand_merge"] and v_rand(np.zeros(truth.shape), truth) < 0.7
+
+
+def test_the_warping_error_at_one_threshold_is_that_thresholds_alone() -> None:
+    truth = one_cell()
+    prob = np.where(with_wall(truth), 0.9, 0.0)
+    prob[5:25, 15] = 0.6  # a weak wall: cell at 0.5, membrane at 0.7
+    assert warping_error(prob, truth, threshold=0.5) == 0
+    assert warping_error(prob, truth, threshold=0.7) == pytest.approx(1 / N)  # the wall splits the cell
+    assert warping_error(prob, truth) == 0  # the minimum over thresholds

@@ -95,6 +95,16 @@ def test_ten_crop_corners_center_and_mirrors() -> None:
         assert torch.equal(mirror, plain.flip(-1))
 
 
+def test_ten_crops_of_the_padded_image_keep_the_training_scale_and_pad_with_the_fill() -> None:
+    image = coordinate_image(6, 6) + 1  # no pixel is 0, so padding stands out
+    views = list(ten_crop_views(image, crop_size=6, resize=None, padding=2, fill=[-1.0, -2.0]))
+    assert len(views) == 10 and all(v.shape == (1, 2, 6, 6) for v in views)
+    top_left, centre = views[0], views[8]
+    assert torch.equal(centre, image)  # the centre crop of the padded image is the image itself
+    assert (top_left[0, 0, :2] == -1).all() and (top_left[0, 1, :, :2] == -2).all()  # each channel's fill
+    assert torch.equal(top_left[..., 2:, 2:], image[..., :4, :4])  # pixels copied, not resampled
+
+
 def test_resize_shorter_keeps_aspect_and_linear_ramps() -> None:
     image = coordinate_image(20, 30)
     small = resize_shorter(image, 10)

@@ -73,7 +73,7 @@ def test_every_study_runs_in_smoke_mode_and_writes_its_three_files(name: str, sm
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_mode_of_every_study_resolves_to_valid_configs(name: str) -> None:
     study = get_study(name)
-    for mode in MODES:
+    for mode in study.modes:  # a study may lack a standard mode
         arms = study.arms_of(mode)
         assert len({study_run_name(study, arm, mode, 0) for arm in arms}) == len(arms), "each arm has its own runs"
         if study.trainer is None:  # a study's own trainer checks its keys itself
@@ -275,12 +275,3 @@ def test_relu_vs_tanh_fits_without_regularisation_as_figure_1() -> None:
             assert len({c.optimizer["lr"] for c in configs}) == 1
             assert [c.model_kwargs["activation"] for c in configs] == ["relu", "tanh"]
 
-
-def test_test_protocols_pair_the_shared_models_and_leave_the_rescaling_protocols_unjudged() -> None:
-    study = get_study("test-protocols")
-    numbers = {"single": {"center": [0.26, 0.27, 0.265], "flip": [0.25, 0.26, 0.255],
-                          "10crop": [0.33, 0.34, 0.335], "multiscale": [0.5, 0.55, 0.52]},
-               "ensembles": [0.25, 0.252, 0.251]}
-    checks = study.judge(numbers, "fast").checks
-    assert [c.verdict for c in checks[:2]] == ["untestable here"] * 2 and "37 px" in checks[0].reason
-    assert checks[0].details["paired"] and checks[0].details["test"]["name"] == "paired t"

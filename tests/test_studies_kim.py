@@ -57,8 +57,19 @@ def _table_runs(tmp_path: Path, gains: dict[str, float], wobble: dict[str, float
 
 
 def _judged(tmp_path: Path, gains: dict[str, float], wobble: dict[str, float]) -> tuple[dict, dict]:
+    """The numbers, and the claims' tests as they would decide with Kim's vectors."""
     numbers = kim.STUDY.measure(_table_runs(tmp_path, gains, wobble), "fast")
-    return numbers, {c.claim.split(":")[-1].strip(): c for c in kim.STUDY.judge(numbers, "fast").checks}
+    return numbers, {c.claim.split(":")[-1].strip(): c for c in kim.tests_of(numbers["accuracy"])}
+
+
+def test_without_kims_vectors_every_claim_is_untestable_here_with_its_test_shown(tmp_path: Path) -> None:
+    numbers = kim.STUDY.measure(_table_runs(tmp_path, {"rand": 0.0, "static": 0.04, "non-static": 0.045,
+                                                       "multichannel": 0.045}, dict.fromkeys(kim.VARIANTS, 0.01)), "fast")
+    for mode in ("fast", "paper"):
+        checks = kim.STUDY.judge(numbers, mode).checks
+        assert [c.verdict for c in checks] == [UNTESTABLE] * 4
+        assert all("not available offline" in c.reason for c in checks)
+    assert "the test alone: reproduced" in checks[0].reason and checks[0].details["test"]["p"] < 0.05
 
 
 def test_clear_gains_are_reproduced_by_direction_and_a_tie_is_a_tie(tmp_path: Path) -> None:

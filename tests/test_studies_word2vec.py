@@ -111,3 +111,15 @@ def test_settings_the_command_line_cannot_repeat_are_refused(tmp_path: Path) -> 
         command(hs=True, negative=5)
     with pytest.raises(CnnlabError, match="cannot pass 'ns_exponent'"):
         command(ns_exponent=0.5)
+
+
+def test_the_quality_bands_are_untestable_on_the_small_corpus_and_the_speed_claim_stays_exact() -> None:
+    bands = {"cuts": [5, 20], "n": {"rare": 400, "middle": 400, "frequent": 400}}
+    scores = {band: {"skip-gram": [0.20, 0.21, 0.22], "cbow": [0.10, 0.11, 0.12]} for band in study_module.BANDS}
+    numbers = {"words_per_s": {"skip-gram": [1.0e6, 1.1e6, 1.05e6], "cbow": [3.5e6, 3.6e6, 3.4e6]}, "threads": [2],
+               "bands": {name: bands for name in ("analogy", "wordsim353", "simlex999")},
+               **{name: scores for name in ("analogy", "wordsim353", "simlex999")}}
+    speed, *quality = get_study("word2vec-sg-vs-cbow").judge(numbers, "fast").checks
+    assert speed.verdict == REPRODUCED and speed.fidelity == "exact"
+    assert [c.verdict for c in quality] == [UNTESTABLE] * 6
+    assert "1.2M tokens" in quality[0].reason and "the test alone: reproduced" in quality[0].reason

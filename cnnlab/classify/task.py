@@ -298,11 +298,14 @@ def evaluate_checkpoints(
     precision: str = "auto",
     compile: bool = False,
     allow_nonfinite: bool = False,
+    geometry: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Top-1/top-5 of one checkpoint, or of an ensemble (softmax averaged), on a test split.
 
     The protocol's geometry is the paper's scaled to the size the model was trained
-    at (:func:`cnnlab.evaluate.scaled_geometry`), e.g. 10 crops of 32 from 37 for CIFAR.
+    at (:func:`cnnlab.evaluate.scaled_geometry`), e.g. 10 crops of 32 from 37 for CIFAR,
+    with the keys of ``geometry`` in place of its own (``{"resize": None, "padding": 4}``:
+    10 crops of the padded image at the training scale; the padding is black, as in training).
     Each model computes in ``precision`` (``"auto"``: as its run trained, bf16 where
     the device has it; see :func:`cnnlab.evaluate.inference.eval_precision`), compiled
     if ``compile``.
@@ -339,10 +342,12 @@ def evaluate_checkpoints(
                                     compile=compile) for c in checkpoints]
     transform = input_pipeline(first["config"], train=False, normalize=first.get("task", {}).get("normalize"))
     input_size = transform(test.images[:1].float() / 255, None).shape[-1]
+    views = {**scaled_geometry(protocol, input_size), **(geometry or {})}
+    if views.get("padding"):  # the protocol pads the normalised batch: with black, normalised
+        views["fill"] = transform(torch.zeros(1, test.images.shape[1], 1, 1), None)[0, :, 0, 0].tolist()
     members = f"{len(models)} models" if len(models) > 1 else "the model"
     announce(f"{protocol} test of {members} on {dataset} ({len(test)} images)")
-    return evaluate(models, test, protocol, batch_size=batch_size, device=target, transform=transform,
-                    **scaled_geometry(protocol, input_size))
+    return evaluate(models, test, protocol, batch_size=batch_size, device=target, transform=transform, **views)
 
 
 # ----- weights converted from a zoo (`cnnlab convert`): their own preprocessing -----

@@ -22,9 +22,17 @@ Each function takes a probability map (or a binary map) and the ground truth as
 (H, W) or a stack (N, H, W) of numpy arrays or tensors; a stack is averaged per
 slice at each threshold, as the challenge did. Labels may be {0, 1}, {0, 255} or bool.
 
-Beside them, :func:`merged_segments` finds the merges the U-Net's weight map is
-meant to prevent (Ronneberger et al. 2015, Sec. 3 and Fig. 3): predicted segments
-that hold most of two or more true cells, at one threshold.
+The challenge's current scores (Arganda-Carreras et al. 2015, which found the three
+above not robust to the width of predicted borders) are :func:`v_rand` and
+:func:`v_info`: foreground-restricted Rand and information-theoretic scores after
+border thinning, the maximum over the same thresholds. Thinning gives every
+predicted membrane pixel to the nearest predicted segment, so the segments meet
+along one-pixel borders and a border's width no longer counts; the scores are then
+taken over the ground truth's cell pixels. Each is the harmonic mean of a split
+score (how much of each true cell one segment keeps together) and a merge score
+(how much of each segment lies in one true cell): :func:`split_merge_scores` gives
+all four at one threshold, e.g. the 0.5 that the U-Net's two-class softmax decides
+at. A map of membrane everywhere thins to one segment: every cell merged.
 """
 
 from __future__ import annotations
@@ -189,42 +197,85 @@ def _warping_mismatch(pred: np.ndarray, truth: np.ndarray) -> float:
     return np.count_nonzero(warp(truth, pred) != pred) / pred.size
 
 
-def warping_error(prob: object, truth: object) -> float:
-    """The minimum over thresholds of the topological disagreements left after warping the truth."""
+def warping_error(prob: object, truth: object, threshold: float | None = None) -> float:
+    """The minimum over thresholds of the topological disagreements left after warping the truth;
+    at ``threshold`` alone where one is given (cell where prob > threshold)."""
     prob, truth = _inputs(prob, truth)
+    if threshold is not None:
+        return float(np.mean([_warping_mismatch(p > threshold, g) for p, g in zip(prob, truth)]))
     return _best_over_thresholds(prob, truth, _warping_mismatch, min)
 
 
-def _merged_in_slice(pred: np.ndarray, truth: np.ndarray, share: float) -> np.ndarray:
-    true_seg, pred_seg = _segments(truth), _segments(pred)
-    count = pred_seg.max() + 1  # predicted segments, and the background 0
-    both = (true_seg > 0) & (pred_seg > 0)
-    pairs, overlap = np.unique(true_seg[both].astype(np.int64) * count + pred_seg[both], return_counts=True)
-    true_id, pred_id = np.divmod(pairs, count)
-    # A true cell is covered by the segment holding more than `share` of it: by one segment at most.
-    covering = pred_id[overlap > share * np.bincount(true_seg.ravel())[true_id]]
-    merged = np.flatnonzero(np.bincount(covering, minlength=count) >= 2)
-    relabel = np.zeros(count, dtype=np.int64)
-    relabel[merged] = np.arange(1, merged.size + 1)
-    return relabel[pred_seg]
+# ----- the challenge's current scores: V_Rand and V_Info after border thinning -----
 
 
-def merged_segments(prob: object, truth: object, *, threshold: float = 0.5, share: float = 0.5) -> np.ndarray:
-    """The predicted segments that merge true cells, per slice.
+def _thinned(pred: np.ndarray) -> np.ndarray:
+    """The predicted segments with every membrane pixel given to its nearest segment (one
+    segment when nothing is predicted cell)."""
+    segments = _segments(pred)
+    if not segments.any():
+        return np.ones(pred.shape, dtype=np.int64)
+    _, nearest = ndimage.distance_transform_edt(segments == 0, return_indices=True)
+    return segments[tuple(nearest)]
 
-    Segments are the 4-connected components of cell pixels (prob > ``threshold``), as
-    for the Rand error; a predicted segment covers a true cell when it holds more than
-    ``share`` of the cell's pixels (so a border that bleeds into a neighbour is no
-    merge), and merges when it covers two or more.
 
-    Returns:
-        (N, H, W) int64: the merging segments numbered 1..M in each slice (M, the
-        slice's merge count, is the slice's maximum), 0 elsewhere.
-    """
-    if not 0.5 <= share < 1:
-        raise CnnlabError(f"share must be in [0.5, 1) so that one segment at most covers a cell, got {share}")
+def _entropy(fractions: np.ndarray) -> float:
+    return float(-np.sum(fractions * np.log(fractions)))
+
+
+def _slice_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Split and merge scores of one slice: Rand (pairs of pixels) and information theoretic."""
+    true_seg = _segments(truth)
+    inside = true_seg > 0
+    t, s = true_seg[inside].astype(np.int64), _thinned(pred)[inside]
+    if t.size == 0:
+        return dict.fromkeys(("rand_split", "rand_merge", "info_split", "info_merge"), 1.0)
+    joint = np.unique(t * (s.max() + 1) + s, return_counts=True)[1] / t.size
+    true_frac, pred_frac = np.bincount(t)[1:] / t.size, np.bincount(s)[1:] / t.size
+    true_frac, pred_frac = true_frac[true_frac > 0], pred_frac[pred_frac > 0]
+    pairs = np.sum(joint**2)
+    h_true, h_pred = _entropy(true_frac), _entropy(pred_frac)
+    information = h_true + h_pred - _entropy(joint)
+    return {"rand_split": pairs / np.sum(true_frac**2), "rand_merge": pairs / np.sum(pred_frac**2),
+            # One true cell cannot be merged with another, one segment cannot split a cell: score 1.
+            "info_split": information / h_pred if h_pred > 0 else 1.0,
+            "info_merge": information / h_true if h_true > 0 else 1.0}
+
+
+def split_merge_scores(prob: object, truth: object, threshold: float = 0.5) -> dict[str, float]:
+    """At one ``threshold``: the split and merge scores (1 is perfect), Rand and information
+    theoretic, after border thinning, and their harmonic means ``v_rand`` and ``v_info``;
+    averaged over the slices of a stack."""
     prob, truth = _inputs(prob, truth)
-    return np.stack([_merged_in_slice(p > threshold, g, share) for p, g in zip(prob, truth)])
+    per_slice = [_slice_scores(p > threshold, g) for p, g in zip(prob, truth)]
+    scores = {key: float(np.mean([row[key] for row in per_slice])) for key in per_slice[0]}
+    for kind in ("rand", "info"):
+        scores[f"v_{kind}"] = float(np.mean([_f_score(row[f"{kind}_merge"], row[f"{kind}_split"])
+                                             for row in per_slice]))
+    return scores
 
 
-__all__ = ["THRESHOLDS", "merged_segments", "pixel_error", "rand_error", "warp", "warping_error"]
+def _v_score(kind: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    def score(pred: np.ndarray, truth: np.ndarray) -> float:
+        row = _slice_scores(pred, truth)
+        return _f_score(row[f"{kind}_merge"], row[f"{kind}_split"])
+
+    return score
+
+
+def v_rand(prob: object, truth: object) -> float:
+    """The challenge's V_Rand: the maximum over thresholds of the foreground-restricted Rand
+    score after border thinning (1 is perfect)."""
+    prob, truth = _inputs(prob, truth)
+    return _best_over_thresholds(prob, truth, _v_score("rand"), max)
+
+
+def v_info(prob: object, truth: object) -> float:
+    """The challenge's V_Info: the maximum over thresholds of the foreground-restricted
+    information-theoretic score after border thinning (1 is perfect)."""
+    prob, truth = _inputs(prob, truth)
+    return _best_over_thresholds(prob, truth, _v_score("info"), max)
+
+
+__all__ = ["THRESHOLDS", "pixel_error", "rand_error", "split_merge_scores", "v_info", "v_rand", "warp",
+           "warping_error"]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data.augment import resize_bilinear
@@ -81,14 +82,30 @@ def center_views(
     yield crop(x, (h - size) // 2, (w - size) // 2, size)
 
 
+def pad(images: torch.Tensor, padding: int, fill: float | Sequence[float] = 0.0) -> torch.Tensor:
+    """The batch with ``padding`` pixels of ``fill`` (one value, or one per channel) on every side."""
+    value = torch.as_tensor(fill, dtype=images.dtype, device=images.device).reshape(1, -1, 1, 1)
+    return F.pad(images - value, [padding] * 4) + value
+
+
 def ten_crop_views(
-    images: torch.Tensor, *, crop_size: int = CROP, resize: int | None = TEN_CROP_RESIZE
+    images: torch.Tensor,
+    *,
+    crop_size: int = CROP,
+    resize: int | None = TEN_CROP_RESIZE,
+    padding: int = 0,
+    fill: float | Sequence[float] = 0.0,
 ) -> Iterator[torch.Tensor]:
     """Ten views: the four corner and the centre ``crop_size`` squares, each with its mirror.
 
-    Krizhevsky et al. (2012), section 4.1.
+    Krizhevsky et al. (2012), section 4.1. A CIFAR network, trained on 32-pixel crops of
+    the image padded by 4 (He et al. 2016, section 4.2), takes its 10 crops at that
+    scale: ``resize=None, padding=4``, with ``fill`` the value a black pixel has in the
+    (normalised) batch, since training padded with black before normalising.
     """
     x = resize_shorter(images, resize) if resize else images
+    if padding:
+        x = pad(x, padding, fill)
     for top, left in _corners_and_center(*x.shape[-2:], crop_size):
         yield from _with_mirror(crop(x, top, left, crop_size))
 
@@ -177,10 +194,17 @@ def center_and_mirror(
 
 
 def ten_crop(
-    model: Model, images: torch.Tensor, *, crop_size: int = CROP, resize: int | None = TEN_CROP_RESIZE
+    model: Model,
+    images: torch.Tensor,
+    *,
+    crop_size: int = CROP,
+    resize: int | None = TEN_CROP_RESIZE,
+    padding: int = 0,
+    fill: float | Sequence[float] = 0.0,
 ) -> torch.Tensor:
     """AlexNet's 10-crop test: four corners and centre, with mirrors (see :func:`ten_crop_views`)."""
-    return mean_probabilities(model, ten_crop_views(images, crop_size=crop_size, resize=resize))
+    return mean_probabilities(model, ten_crop_views(images, crop_size=crop_size, resize=resize, padding=padding,
+                                                    fill=fill))
 
 
 def crops_144(

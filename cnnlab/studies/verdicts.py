@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scipy import stats
@@ -296,6 +296,12 @@ def untestable(claim: str, paper: str, measured: str, reason: str, *, kind: str 
                fidelity: str = PROXY) -> Check:
     """A claim this design cannot measure, with the reason."""
     return Check(claim, paper, measured, UNTESTABLE, kind, fidelity, reason)
+
+
+def untestable_row(check: Check, reason: str) -> Check:
+    """``check`` with its numbers shown and its verdict ``untestable here``: the design cannot decide
+    it, for ``reason``; what the test alone concluded stays in the reason, for the reader."""
+    return replace(check, verdict=UNTESTABLE, reason=f"{reason} (the test alone: {check.verdict}; {check.reason})")
 
 
 def inconsistent(claim: str, paper: str, measured: str, reason: str) -> Check:

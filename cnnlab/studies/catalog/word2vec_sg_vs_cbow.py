@@ -28,11 +28,16 @@ from cnnlab.files import atomic_write
 from cnnlab.studies import plots
 from cnnlab.studies.framework import Arm, Findings, Mode, Run, Runs, Study, write_rows
 from cnnlab.studies.measures import compare, percent
-from cnnlab.studies.verdicts import EXACT, Check, mean_std, untestable
+from cnnlab.studies.verdicts import EXACT, UNTESTABLE, Check, mean_std, untestable, untestable_row
 
 # Table 5 of Mikolov et al. 2013a: 300-dimensional vectors, 3 epochs over 783M words took CBOW
 # 1 day and skip-gram 3 days (1 epoch: 0.3 and 1 day).
 PAPER_SPEEDUP = 3.0
+# The quality claims were made on corpora of hundreds of millions to billions of words; offline there
+# is one of 1.2M tokens, so no mode decides them (the speed claim is the algorithm's, and exact).
+SMALL_CORPUS = ("the quality claims were made on corpora of 783M words and more (Table 5); offline there is Brown + "
+                "Lee, 1.2M tokens, on which every score sits near its floor and the rare and frequent bands differ "
+                "by a few dozen occurrences")
 # Fewer items than this in a band and the band's own sampling noise (a Spearman over 50 pairs has
 # a standard error near 0.15) can outweigh the seeds' spread, which is all the verdict rule sees.
 MIN_ITEMS = 50
@@ -265,8 +270,9 @@ def notes_of(settings: dict[str, Any], threads: str) -> list[str]:
         "of several sizes).",
         "The test's noise is the seeds' spread; the same items score both arms, but which items a test set "
         "holds is a further source of noise the test does not see: hence no verdict on a band under "
-        f"{MIN_ITEMS} items. The bands' checks are a proxy: a corpus of 1.2M tokens, not the billions the "
-        "claims were made on.",
+        f"{MIN_ITEMS} items. The bands' checks are `untestable here` in every mode: a corpus of 1.2M tokens, not the "
+        "hundreds of millions the claims were made on; their tests are run and shown. No standard mode: more "
+        "seeds or epochs on the same small corpus would not decide a claim about large ones.",
     ]
 
 
@@ -284,12 +290,13 @@ def judge(numbers: Mapping[str, Any], mode: str) -> Findings:
     speed, bands = numbers["words_per_s"], numbers["bands"]
     threads = "/".join(map(str, numbers["threads"]))
     # The speed claim is the algorithm's, measured on the same native loop: exact.
+    quality = frequency_checks({n: b["cuts"] for n, b in bands.items()}, {n: b["n"] for n, b in bands.items()},
+                               {n: numbers[n] for n in bands})
     checks = [compare(f"training words/s, CBOW / skip-gram (threads: {threads})",
                       "several times faster; 1 vs 3 days for 3 epochs (Table 5)",
                       ("skip-gram", speed["skip-gram"]), ("CBOW", speed["cbow"]), PAPER_SPEEDUP, ratio=True,
                       fidelity=EXACT, fmt=lambda v: f"{v / 1e3:,.0f}k words/s"),
-              *frequency_checks({n: b["cuts"] for n, b in bands.items()}, {n: b["n"] for n, b in bands.items()},
-                                {n: numbers[n] for n in bands})]
+              *(c if c.verdict == UNTESTABLE else untestable_row(c, SMALL_CORPUS) for c in quality)]
     return Findings(checks, notes_of(dict(STUDY.modes[mode].config), threads))
 
 
