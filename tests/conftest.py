@@ -11,6 +11,7 @@ import importlib.util
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +22,16 @@ import torch
 # synchronisation than it gains (densenet100_k12 at 4x4: 38 s with two threads on
 # the shared 2-core machine, 1.8 s with one).
 torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_run_bank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Studies run by the tests (and the docs' snippets) train into a bank of their own, never
+    into the user's (``$CNNLAB_RUNS`` or ``~/.cache/cnnlab/runs``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        bank = tmp_path_factory.mktemp("run-bank")
+        patch.setenv("CNNLAB_RUNS", str(bank))
+        yield bank
 
 
 def _shared(folder: str, env: str, marker: str) -> Path | None:

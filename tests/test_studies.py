@@ -251,6 +251,16 @@ def test_a_committed_trained_study_re_analyses_to_its_committed_verdicts(tmp_pat
     assert (folder / "figure.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_folder_from_an_earlier_design_is_refused_in_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "lrn"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "studies" / "lrn", folder)
+    results = json.loads((folder / "results.json").read_text())
+    del results["numbers"]["test_top1_err"]  # as if the study now measured something the folder lacks
+    (folder / "results.json").write_text(json.dumps(results))
+    with pytest.raises(CnnlabError, match="earlier design of lrn \\(no 'test_top1_err'\\): run `cnnlab study run lrn`"):
+        report_study(get_study("lrn"), folder)
+
+
 def test_a_users_run_goes_to_a_runs_folder_and_shows_the_committed_verdicts(tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Path(__file__).resolve().parents[1]

@@ -163,4 +163,8 @@ def report_study(study: Study, folder: str | Path | None = None) -> Path:
     results = json.loads((folder / "results.json").read_text())
     if results.get("study") != study.name:
         raise CnnlabError(f"{folder} holds the results of {results.get('study')!r}, not {study.name!r}")
-    return _write(study, results, _kept_runs(folder, results["runs"]), folder)
+    try:
+        return _write(study, results, _kept_runs(folder, results["runs"]), folder)
+    except KeyError as missing:  # the folder's numbers were measured by an earlier design of the study
+        raise CnnlabError(f"{folder} holds numbers from an earlier design of {study.name} (no {missing}): run "
+                          f"`cnnlab study run {study.name}` again to measure what it checks now") from None
