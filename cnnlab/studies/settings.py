@@ -22,9 +22,8 @@ ALEXNET_CIFAR_MODES = {
     "fast": Mode(seeds=3, minutes=20, config={"epochs": 7},
                  note="7 epochs of the four-layer network, 3 seeds"),
     # 5 seeds: the fast runs spread by about 0.5 points an arm, at which 5 seeds find a 1-point
-    # effect 80% of the time (verdicts.seeds_for(0.005, 0.01) = 5). Minutes: lrn's first runs
-    # (2026-12-08, AMD, beside other work): about 25 s an epoch with LRN and its evaluations,
-    # 21 s without, so 5 x 30 epochs of each arm take about 2 hours.
+    # effect 80% of the time (verdicts.seeds_for(0.005, 0.01) = 5). Minutes: lrn's standard runs
+    # took about 25 s an epoch with LRN and its evaluations, 21 s without (studies/lrn).
     "standard": Mode(seeds=5, minutes=120, converge=CONVERGED,
                      config={"epochs": 30, "eval_every": 1, "task": {"train_eval_images": TRAIN_EVAL_IMAGES}},
                      note="30 epochs of the four-layer network (the recipe's cosine decay to zero), evaluated every "
