@@ -149,6 +149,8 @@ def test_a_study_with_its_own_trainer_runs_reuses_and_restarts_its_runs(tmp_path
     assert results["checks"][0]["arms"] == {"a": [1.0, 2.0], "b": [3.0, 4.0]}
     run_study(study, "fast", out=tmp_path / "toy", runs_dir=runs, resume=True)  # the same keys: the same runs
     assert len(calls) == 4
+    run_study(study, "fast", seeds=1, out=tmp_path / "toy", runs_dir=runs, resume=True)
+    assert len(list((tmp_path / "toy" / "runs").iterdir())) == 2  # the seed-1 runs it no longer uses are gone
     first = train_arm(study, study.arms[0], "smoke", 0, runs, resume=False)
     assert first.run_dir.name == study_run_name(study, study.arms[0], "smoke", 0)
     assert first.run_dir.name.startswith("toy-") and first.run_dir.name.endswith("-seed0")

@@ -147,7 +147,17 @@ def run_study(study: Study, mode: str = "fast", *, seeds: int | None = None, out
         "runs": [{"arm": r.arm, "seed": r.seed, "run": _keep(r, out), "command": r.command,
                   "final": r.rows[-1] if r.rows else {}} for arm_runs in runs.values() for r in arm_runs],
     }
+    _drop_other_runs(out, results["runs"])
     return _write(study, results, _kept_runs(out, results["runs"]), out)
+
+
+def _drop_other_runs(folder: Path, records: list[dict[str, Any]]) -> None:
+    """Removes the kept runs of an earlier invocation (another mode, seed count or design) that
+    these results do not use, so the folder re-analyses to exactly what it reports."""
+    used = {record["run"] for record in records}
+    for kept in (folder / "runs").iterdir():
+        if kept.name not in used:
+            shutil.rmtree(kept)
 
 
 def report_study(study: Study, folder: str | Path | None = None) -> Path:
