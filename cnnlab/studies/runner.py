@@ -155,7 +155,7 @@ def _drop_other_runs(folder: Path, records: list[dict[str, Any]]) -> None:
     """Removes the kept runs of an earlier invocation (another mode, seed count or design) that
     these results do not use, so the folder re-analyses to exactly what it reports."""
     used = {record["run"] for record in records}
-    for kept in (folder / "runs").iterdir():
+    for kept in (folder / "runs").glob("*"):  # an analytic study keeps none
         if kept.name not in used:
             shutil.rmtree(kept)
 
